@@ -1,0 +1,184 @@
+//! The shell clients: `tail`, `publish` and `agents …`, talking to a running hub over its public REST and
+//! WebSocket API.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_util::sync::CancellationToken;
+
+/// A hub's URL and, when known, its token.
+pub struct HubClient {
+    base: String,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+impl HubClient {
+    /// `--hub` / `SWITCHBOARD_URL`, else the file's `hub`, else `http://127.0.0.1:4747`; the token from
+    /// `SWITCHBOARD_TOKEN`, else `<data dir>/token` if readable.
+    pub fn new(hub: Option<String>, token: Option<String>, data_dir: &Path) -> Self {
+        let base = hub
+            .unwrap_or_else(|| "http://127.0.0.1:4747".into())
+            .trim_end_matches('/')
+            .to_owned();
+        let token = token
+            .or_else(|| {
+                std::fs::read_to_string(data_dir.join("token"))
+                    .ok()
+                    .map(|t| t.trim().to_owned())
+            })
+            .filter(|t| !t.is_empty());
+        HubClient {
+            base,
+            token,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, String)],
+    ) -> Result<Value> {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.with_context(|| {
+            format!(
+                "no hub answers at {} (is `switchboard serve` running?)",
+                self.base
+            )
+        })?;
+        let status = res.status();
+        let text = res.text().await?;
+        let v: Value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        if !status.is_success() {
+            let msg = v["error"]["message"]
+                .as_str()
+                .map_or_else(|| v.to_string(), str::to_owned);
+            let code = v["error"]["code"].as_str().unwrap_or("error");
+            bail!("{status}: {code}: {msg}");
+        }
+        Ok(v)
+    }
+
+    pub async fn get(&self, path: &str) -> Result<Value> {
+        self.call(reqwest::Method::GET, path, None, &[]).await
+    }
+    pub async fn post(&self, path: &str, body: Value) -> Result<Value> {
+        self.call(reqwest::Method::POST, path, Some(body), &[])
+            .await
+    }
+    pub async fn patch(&self, path: &str, body: Value, if_match: Option<i64>) -> Result<Value> {
+        let h: Vec<(&str, String)> = if_match
+            .map(|v| ("if-match", format!("\"{v}\"")))
+            .into_iter()
+            .collect();
+        self.call(reqwest::Method::PATCH, path, Some(body), &h)
+            .await
+    }
+    pub async fn delete(&self, path: &str) -> Result<Value> {
+        self.call(reqwest::Method::DELETE, path, None, &[]).await
+    }
+
+    /// `switchboard tail`: streams events over WebSocket, reconnecting with backoff and resuming from the last
+    /// `seq` it printed, until `stop` fires.
+    pub async fn tail(
+        &self,
+        channel: &str,
+        mut since: Option<u64>,
+        json_lines: bool,
+        stop: CancellationToken,
+    ) -> Result<()> {
+        let ws_base = self.base.replacen("http", "ws", 1);
+        let mut backoff = Duration::from_millis(250);
+        loop {
+            let mut url = format!("{ws_base}/ws?channels={channel}");
+            if let Some(s) = since {
+                url.push_str(&format!("&since={s}"));
+            }
+            let mut req = url.as_str().into_client_request()?;
+            if let Some(t) = &self.token {
+                req.headers_mut()
+                    .insert("authorization", format!("Bearer {t}").parse()?);
+            }
+            let conn = tokio::select! {
+                () = stop.cancelled() => return Ok(()),
+                c = tokio_tungstenite::connect_async(req) => c,
+            };
+            let (mut ws, _) = match conn {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot reach the hub; retrying in {backoff:?}");
+                    tokio::select! { () = stop.cancelled() => return Ok(()), () = tokio::time::sleep(backoff) => {} }
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    continue;
+                }
+            };
+            backoff = Duration::from_millis(250);
+            loop {
+                let msg = tokio::select! {
+                    () = stop.cancelled() => {
+                        let _ = ws.close(None).await;
+                        return Ok(());
+                    }
+                    m = ws.next() => m,
+                };
+                let Some(Ok(msg)) = msg else { break };
+                let Message::Text(t) = msg else { continue };
+                let v: Value = serde_json::from_str(t.as_str()).unwrap_or(Value::Null);
+                match v["type"].as_str() {
+                    Some("event") => {
+                        since = v["seq"].as_u64().or(since);
+                        print_event(&v, json_lines);
+                    }
+                    Some("error") => eprintln!("hub error: {}", v["error"]),
+                    Some("connected") if since.is_none() => since = v["last_seq"].as_u64(),
+                    Some("ack") if v["recovered"] == json!(false) => {
+                        eprintln!("note: events before now were not recoverable; continuing live")
+                    }
+                    _ => {}
+                }
+            }
+            tracing::info!("connection lost; resuming");
+        }
+    }
+}
+
+fn print_event(v: &Value, json_lines: bool) {
+    if json_lines {
+        let mut env = v.clone();
+        if let Some(o) = env.as_object_mut() {
+            o.remove("type");
+        }
+        println!("{env}");
+    } else {
+        println!(
+            "{:>8}  {}  {:<8} {:<32} {:<20} {}",
+            v["seq"],
+            v["ts"].as_str().unwrap_or(""),
+            v["source"].as_str().unwrap_or(""),
+            v["channel"].as_str().unwrap_or(""),
+            v["event"].as_str().unwrap_or(""),
+            v["data"]
+        );
+    }
+}

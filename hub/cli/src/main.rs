@@ -1,0 +1,254 @@
+//! `switchboard`: the headless hub and its shell clients.
+//!
+//! - `main.rs`: the command line (clap) and dispatch.
+//! - [`config`]: flag > env > `switchboard.toml` > default for `serve`.
+//! - [`client`]: `tail`, `publish` and `agents …` over the hub's public API.
+
+mod client;
+mod config;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::client::HubClient;
+use crate::config::{CommonArgs, ServeArgs};
+
+#[derive(Parser)]
+#[command(
+    name = "switchboard",
+    version,
+    about = "Local real-time hub for agent webapps: REST, WebSocket and SSE over one durable event log"
+)]
+struct Cli {
+    #[command(flatten)]
+    common: CommonArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args)]
+struct HubArgs {
+    /// The hub to talk to [default: $SWITCHBOARD_URL, else http://127.0.0.1:4747].
+    #[arg(long, env = "SWITCHBOARD_URL")]
+    hub: Option<String>,
+    /// Token to send [default: <data dir>/token when readable].
+    #[arg(long, env = "SWITCHBOARD_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the hub: HTTP, WebSocket and SSE on one port.
+    Serve(ServeArgs),
+    /// Print the live event log.
+    Tail {
+        #[command(flatten)]
+        hub: HubArgs,
+        /// Channel or pattern, e.g. agent:* [default: *].
+        #[arg(long, default_value = "*")]
+        channel: String,
+        /// Start after this seq (replays logged events first).
+        #[arg(long)]
+        since: Option<u64>,
+        /// One event envelope per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Publish one event.
+    Publish {
+        #[command(flatten)]
+        hub: HubArgs,
+        channel: String,
+        event: String,
+        /// Event data as JSON [default: null].
+        data: Option<String>,
+    },
+    /// Agent CRUD.
+    Agents {
+        #[command(flatten)]
+        hub: HubArgs,
+        #[command(subcommand)]
+        cmd: AgentsCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum AgentsCmd {
+    /// List agents.
+    List {
+        #[arg(long)]
+        status: Option<String>,
+        /// Substring of name or description.
+        #[arg(long)]
+        q: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Show one agent.
+    Get { id: String },
+    /// Create an agent from JSON, e.g. '{"name":"planner","model":"gpt-5"}'.
+    Create { json: String },
+    /// Merge-patch an agent with JSON.
+    Update {
+        id: String,
+        json: String,
+        /// Fail with 412 unless the agent is at this version.
+        #[arg(long)]
+        expected_version: Option<i64>,
+    },
+    /// Delete an agent.
+    Delete { id: String },
+}
+
+fn init_tracing(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing SIGTERM handler");
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+fn parse_json_arg(s: &str) -> Result<Value> {
+    serde_json::from_str(s).with_context(|| format!("not valid JSON: {s}"))
+}
+
+fn print(v: &Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+async fn serve(args: ServeArgs, common: CommonArgs) -> Result<ExitCode> {
+    let file = config::load_file(&common)?;
+    let cfg = config::server_config(&args, &common, file);
+    let stop = CancellationToken::new();
+    let running = match switchboard_server::start(cfg, stop.clone()).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("switchboard: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "switchboard listening on {}", running.url())?;
+        out.flush()?;
+    }
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        stop.cancel();
+    });
+    running.wait().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    let file = config::load_file(&cli.common)?;
+    let data_dir = config::data_dir(&cli.common, &file);
+    let client = |h: HubArgs| HubClient::new(h.hub.or(file.hub.clone()), h.token, &data_dir);
+    match cli.command {
+        Command::Serve(args) => return serve(args, cli.common).await,
+        Command::Tail {
+            hub,
+            channel,
+            since,
+            json,
+        } => {
+            let stop = CancellationToken::new();
+            let s = stop.clone();
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                s.cancel();
+            });
+            client(hub).tail(&channel, since, json, stop).await?;
+        }
+        Command::Publish {
+            hub,
+            channel,
+            event,
+            data,
+        } => {
+            let data = data
+                .as_deref()
+                .map(parse_json_arg)
+                .transpose()?
+                .unwrap_or(Value::Null);
+            print(
+                &client(hub)
+                    .post(
+                        "/api/events",
+                        json!({"channel": channel, "event": event, "data": data}),
+                    )
+                    .await?,
+            );
+        }
+        Command::Agents { hub, cmd } => {
+            let c = client(hub);
+            let v = match cmd {
+                AgentsCmd::List { status, q, limit } => {
+                    let mut query = vec![format!("limit={limit}")];
+                    query.extend(status.map(|s| format!("status={s}")));
+                    query.extend(q.map(|s| format!("q={}", s.replace(' ', "%20"))));
+                    c.get(&format!("/api/agents?{}", query.join("&"))).await?
+                }
+                AgentsCmd::Get { id } => c.get(&format!("/api/agents/{id}")).await?,
+                AgentsCmd::Create { json } => c.post("/api/agents", parse_json_arg(&json)?).await?,
+                AgentsCmd::Update {
+                    id,
+                    json,
+                    expected_version,
+                } => {
+                    c.patch(
+                        &format!("/api/agents/{id}"),
+                        parse_json_arg(&json)?,
+                        expected_version,
+                    )
+                    .await?
+                }
+                AgentsCmd::Delete { id } => {
+                    c.delete(&format!("/api/agents/{id}")).await?;
+                    json!({"id": id, "deleted": true})
+                }
+            };
+            print(&v);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(if matches!(cli.command, Command::Serve(_)) {
+        "info"
+    } else {
+        "warn"
+    });
+    match run(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("switchboard: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! The core's one error type. Every variant carries a stable machine code (`code()`) and a message safe to show
+//! a client; transports map [`ErrorKind`] to their own status (HTTP status, WS error frame, MCP tool error).
+
+use std::fmt;
+
+/// What went wrong, in the words a transport needs to pick its status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The request could not be parsed at all (HTTP 400).
+    BadRequest,
+    /// A field failed validation (HTTP 422).
+    Invalid,
+    /// The thing named does not exist (HTTP 404).
+    NotFound,
+    /// `expected_version` / `If-Match` did not match (HTTP 412).
+    Conflict,
+    /// A body, payload or field is over its size limit (HTTP 413).
+    TooLarge,
+    /// Credentials missing or wrong (HTTP 401).
+    Unauthorized,
+    /// Authenticated but not allowed, or a Host/Origin check failed (HTTP 403).
+    Forbidden,
+    /// Over a rate limit (HTTP 429).
+    RateLimited,
+    /// Over a capacity limit such as the connection cap (HTTP 503).
+    Unavailable,
+    /// A fault inside the hub (HTTP 500); the message is generic and the cause is logged once.
+    Internal,
+}
+
+/// An error from the core, with a stable `code` and a client-safe `message`.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct Error {
+    kind: ErrorKind,
+    code: &'static str,
+    message: String,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn new(kind: ErrorKind, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            code,
+            message: message.into(),
+        }
+    }
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::BadRequest, code, message)
+    }
+    /// A field failed validation; the message names the field.
+    pub fn invalid(field: &str, why: impl fmt::Display) -> Self {
+        Self::new(
+            ErrorKind::Invalid,
+            "invalid_field",
+            format!("{field}: {why}"),
+        )
+    }
+    pub fn not_found(what: impl Into<String>) -> Self {
+        Self::new(ErrorKind::NotFound, "not_found", what)
+    }
+    pub fn conflict(expected: i64, actual: i64) -> Self {
+        Self::new(
+            ErrorKind::Conflict,
+            "version_conflict",
+            format!("expected version {expected}, current version is {actual}"),
+        )
+    }
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::TooLarge, "payload_too_large", message)
+    }
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unauthorized, "unauthorized", message)
+    }
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Forbidden, "forbidden", message)
+    }
+    pub fn rate_limited() -> Self {
+        Self::new(
+            ErrorKind::RateLimited,
+            "rate_limited",
+            "too many requests; slow down",
+        )
+    }
+    /// An internal fault. The cause is logged here, once; the client sees a generic message.
+    pub fn internal(cause: impl fmt::Display) -> Self {
+        tracing::error!(%cause, "internal error");
+        Self::new(ErrorKind::Internal, "internal", "internal error")
+    }
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        Error::internal(format_args!("sqlite: {e}"))
+    }
+}

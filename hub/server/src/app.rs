@@ -1,0 +1,172 @@
+//! Building the router apart from binding it ([`router`]), and running the hub ([`start`] → [`RunningHub`]).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use switchboard_core::{Auth, Hub, HubConfig, auth::load_or_create_token};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::ServerConfig;
+use crate::security::{Policy, guard, ip_limiter};
+use crate::state::AppState;
+use crate::{metrics, rest, sse, ws};
+
+/// Largest request body (SPEC §10).
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// Why the hub did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(
+        "refusing to bind {0} without token auth: anyone on that network could drive your agents. Pass --require-token (clients then send the token from <data dir>/token) or bind 127.0.0.1"
+    )]
+    InsecureBind(std::net::IpAddr),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot open the data dir: {0}")]
+    Core(#[from] switchboard_core::Error),
+}
+
+async fn count_requests(State(n): State<Arc<AtomicU64>>, req: Request, next: Next) -> Response {
+    n.fetch_add(1, Ordering::Relaxed);
+    next.run(req).await
+}
+
+/// Every route, behind the §10 guard, CORS and the body limit.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/health", get(rest::health))
+        .route("/metrics", get(metrics::metrics))
+        .route(
+            "/api/agents",
+            get(rest::list_agents).post(rest::create_agent),
+        )
+        .route(
+            "/api/agents/{id}",
+            get(rest::get_agent)
+                .patch(rest::update_agent)
+                .delete(rest::delete_agent),
+        )
+        .route(
+            "/api/events",
+            get(rest::list_events).post(rest::publish_event),
+        )
+        .route("/api/channels", get(rest::list_channels))
+        .route("/api/channels/{name}", get(rest::get_channel))
+        .route("/api/clients", get(rest::list_clients))
+        .route("/api/questions/{id}/answer", post(rest::answer_question))
+        .route("/api/dev/webhook", post(rest::dev_webhook))
+        .route("/api/dev/trigger", post(rest::dev_trigger))
+        .route("/api/dev/events", get(sse::dev_events))
+        .route("/api/internal/notify", post(rest::internal_notify))
+        .route("/events", get(sse::events))
+        .route("/ws", get(ws::ws_root))
+        .route("/ws/{client_id}", get(ws::ws_named))
+        .fallback(rest::not_found);
+    let counter = state.http_requests.clone();
+    api.layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn_with_state(state.clone(), guard))
+        .layer(state.policy.cors())
+        .layer(middleware::from_fn_with_state(counter, count_requests))
+        .with_state(state)
+}
+
+/// A hub that is listening.
+pub struct RunningHub {
+    pub addr: SocketAddr,
+    pub hub: Hub,
+    pub state: AppState,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    retention: tokio::task::JoinHandle<()>,
+}
+
+/// Opens the data dir, binds and starts serving in the background.
+///
+/// # Errors
+/// [`StartError`] when binding off loopback without `require_token`, when the port is taken, or when the data
+/// dir cannot be opened.
+pub async fn start(
+    config: ServerConfig,
+    shutdown: CancellationToken,
+) -> Result<RunningHub, StartError> {
+    if !config.bind.is_loopback() && !config.require_token {
+        return Err(StartError::InsecureBind(config.bind));
+    }
+    let mut hub_cfg = HubConfig::new(&config.data_dir);
+    hub_cfg.retention = config.retention;
+    hub_cfg.bus.queue_capacity = config.queue_capacity.max(1);
+    let hub = Hub::open(hub_cfg).await?;
+    let token = load_or_create_token(&config.data_dir)?;
+    let addr = SocketAddr::new(config.bind, config.port);
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| StartError::Bind { addr, source })?;
+    let state = AppState {
+        hub: hub.clone(),
+        auth: Auth::new(token, config.require_token),
+        policy: Arc::new(Policy::new(&config)),
+        ip_limiter: config.rate_limit.and_then(ip_limiter),
+        config: Arc::new(config),
+        shutdown: shutdown.clone(),
+        tasks: TaskTracker::new(),
+        http_requests: Arc::new(AtomicU64::new(0)),
+    };
+    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let stop = shutdown.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await
+    });
+    let retention = hub.spawn_retention(shutdown.child_token());
+    tracing::info!(%addr, require_token = state.config.require_token, "hub started");
+    Ok(RunningHub {
+        addr,
+        hub,
+        state,
+        server,
+        retention,
+    })
+}
+
+impl RunningHub {
+    /// `http://ADDR`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Waits for the shutdown token, then closes sockets (1001), finishes in-flight requests, commits every queued
+    /// write and stops the writer.
+    pub async fn wait(self) {
+        match self.server.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "server failed"),
+            Err(e) => tracing::error!(error = %e, "server task failed"),
+        }
+        self.state.tasks.close();
+        if tokio::time::timeout(Duration::from_secs(10), self.state.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("some sockets did not close within 10 s");
+        }
+        let _ = self.retention.await;
+        self.hub.shutdown().await;
+        tracing::info!("hub stopped");
+    }
+}

@@ -1,0 +1,55 @@
+//! [`ServerConfig`]: everything `serve` needs, with the defaults SPEC §1 and §10 give. The CLI fills it from
+//! flags, env and `switchboard.toml`; tests and the desktop app build it directly.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use switchboard_core::Retention;
+
+/// The hub's settings. Every field's default is what an unconfigured `switchboard serve` does.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address to bind; loopback unless token auth is on.
+    pub bind: IpAddr,
+    /// Port; 0 picks a free one.
+    pub port: u16,
+    /// Where `switchboard.db` and `token` live.
+    pub data_dir: PathBuf,
+    /// Every endpoint but `/health` needs the token or a JWT signed with it.
+    pub require_token: bool,
+    /// Extra `Host` values accepted besides loopback names (DNS-rebinding defence).
+    pub allow_hosts: Vec<String>,
+    /// Extra `Origin`s accepted besides localhost, 127.0.0.1 and the desktop window. `http://host:*` matches any port.
+    pub allow_origins: Vec<String>,
+    /// REST requests per second per client IP; `None` (the default) means no REST rate limit.
+    pub rate_limit: Option<u32>,
+    /// Most concurrent WebSocket + SSE connections.
+    pub max_connections: usize,
+    /// WebSocket ping interval.
+    pub heartbeat: Duration,
+    /// A WebSocket silent for this long is closed.
+    pub idle_timeout: Duration,
+    /// Events a connection may have queued before it is cut off as a slow consumer.
+    pub queue_capacity: usize,
+    pub retention: Retention,
+}
+
+impl ServerConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 4747,
+            data_dir: data_dir.into(),
+            require_token: false,
+            allow_hosts: Vec::new(),
+            allow_origins: Vec::new(),
+            rate_limit: None,
+            max_connections: 50_000,
+            heartbeat: Duration::from_secs(25),
+            idle_timeout: Duration::from_secs(60),
+            queue_capacity: 4096,
+            retention: Retention::default(),
+        }
+    }
+}

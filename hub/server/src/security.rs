@@ -1,0 +1,238 @@
+//! The local-first guard (SPEC §10), one middleware in front of every route: the `Host` check against DNS
+//! rebinding, the `Origin` allowlist against cross-site use, credentials (token or JWT, constant-time), and the
+//! optional per-IP REST rate limit. CORS answers only allowed origins.
+
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use switchboard_core::{Error, Principal};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::config::ServerConfig;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Host and Origin rules, built once from the config.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    allow_hosts: Vec<String>,
+    allow_origins: Vec<String>,
+}
+
+const LOOPBACK_HOSTS: &[&str] = &["localhost", "127.0.0.1", "[::1]"];
+const DESKTOP_ORIGINS: &[&str] = &[
+    "tauri://localhost",
+    "http://tauri.localhost",
+    "https://tauri.localhost",
+];
+
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host.split_inclusive(']').next().unwrap_or(host);
+    }
+    host.rsplit_once(':').map_or(host, |(h, p)| {
+        if p.chars().all(|c| c.is_ascii_digit()) {
+            h
+        } else {
+            host
+        }
+    })
+}
+
+impl Policy {
+    pub fn new(cfg: &ServerConfig) -> Self {
+        let lower = |v: &Vec<String>| {
+            v.iter()
+                .map(|s| s.trim().trim_end_matches('/').to_ascii_lowercase())
+                .collect()
+        };
+        Policy {
+            allow_hosts: lower(&cfg.allow_hosts),
+            allow_origins: lower(&cfg.allow_origins),
+        }
+    }
+
+    /// Is this `Host` header one of ours? Loopback names with any port, or a listed host.
+    pub fn host_allowed(&self, host: &str) -> bool {
+        let host = host.to_ascii_lowercase();
+        let name = strip_port(&host);
+        LOOPBACK_HOSTS.contains(&name) || self.allow_hosts.iter().any(|h| h == &host || h == name)
+    }
+
+    /// Is this `Origin` allowed? `http(s)://localhost|127.0.0.1|[::1]` on any port, the desktop window, or a
+    /// listed origin (`…:*` matches any port).
+    pub fn origin_allowed(&self, origin: &str) -> bool {
+        let o = origin.trim_end_matches('/').to_ascii_lowercase();
+        if DESKTOP_ORIGINS.contains(&o.as_str()) {
+            return true;
+        }
+        let Some((scheme, rest)) = o.split_once("://") else {
+            return false;
+        };
+        if (scheme == "http" || scheme == "https")
+            && !rest.contains('/')
+            && LOOPBACK_HOSTS.contains(&strip_port(rest))
+        {
+            return true;
+        }
+        self.allow_origins
+            .iter()
+            .any(|a| match a.strip_suffix(":*") {
+                Some(base) => {
+                    o == base
+                        || (o.starts_with(base)
+                            && o[base.len()..].starts_with(':')
+                            && o[base.len() + 1..].chars().all(|c| c.is_ascii_digit()))
+                }
+                None => *a == o,
+            })
+    }
+
+    pub fn cors(self: &Arc<Self>) -> CorsLayer {
+        let p = self.clone();
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::predicate(move |o, _| {
+                o.to_str().is_ok_and(|o| p.origin_allowed(o))
+            }))
+            .allow_methods([
+                Method::GET,
+                Method::POST,
+                Method::PATCH,
+                Method::PUT,
+                Method::DELETE,
+                Method::OPTIONS,
+            ])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::IF_MATCH,
+                header::HeaderName::from_static("last-event-id"),
+            ])
+            .expose_headers([header::ETAG, header::RETRY_AFTER])
+            .max_age(std::time::Duration::from_secs(600))
+    }
+}
+
+/// The per-IP REST limiter, present only with `--rate-limit`.
+pub type IpLimiter = DefaultKeyedRateLimiter<IpAddr>;
+
+pub fn ip_limiter(per_s: u32) -> Option<Arc<IpLimiter>> {
+    let n = NonZeroU32::new(per_s)?;
+    Some(Arc::new(RateLimiter::keyed(Quota::per_second(n))))
+}
+
+/// Credentials from `Authorization: Bearer …` or `?token=…`.
+pub fn presented_token<'a>(headers: &'a HeaderMap, query: Option<&'a str>) -> Option<&'a str> {
+    if let Some(v) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        && let Some(t) = v
+            .strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "))
+    {
+        return Some(t.trim());
+    }
+    query?.split('&').find_map(|kv| kv.strip_prefix("token="))
+}
+
+/// Runs the §10 checks, then the route with the caller's [`Principal`] as a request extension.
+pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    match check(&state, &mut req) {
+        Ok(()) => next.run(req).await,
+        Err(e) => {
+            tracing::debug!(path = %req.uri().path(), code = e.code(), "request refused");
+            ApiError(e).into_response()
+        }
+    }
+}
+
+fn check(state: &AppState, req: &mut Request) -> Result<(), Error> {
+    let policy = &state.policy;
+    let headers = req.headers();
+    if let Some(host) = headers.get(header::HOST) {
+        let host = host.to_str().unwrap_or("");
+        if !policy.host_allowed(host) {
+            return Err(Error::new(
+                switchboard_core::ErrorKind::Forbidden,
+                "forbidden_host",
+                "Host is not allowed (DNS-rebinding defence); see --allow-host",
+            ));
+        }
+    }
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        if !origin.to_str().is_ok_and(|o| policy.origin_allowed(o)) {
+            return Err(Error::new(
+                switchboard_core::ErrorKind::Forbidden,
+                "forbidden_origin",
+                "Origin is not allowed (cross-site defence); see --allow-origin",
+            ));
+        }
+    }
+    let path = req.uri().path();
+    let public = path == "/health" || req.method() == Method::OPTIONS;
+    if let Some(limiter) = &state.ip_limiter
+        && !public
+    {
+        let ip = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        if let Some(ip) = ip
+            && limiter.check_key(&ip).is_err()
+        {
+            return Err(Error::rate_limited());
+        }
+    }
+    // Percent-encoded tokens are not expected: tokens and JWTs are URL-safe.
+    let presented = presented_token(headers, req.uri().query()).map(str::to_owned);
+    let principal = match state.auth.authenticate(presented.as_deref()) {
+        Ok(p) => p,
+        Err(_) if public => Principal::Anonymous,
+        Err(e) => return Err(e),
+    };
+    req.extensions_mut().insert(principal);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_and_origin_rules() {
+        let mut cfg = ServerConfig::new("/tmp/x");
+        cfg.allow_origins = vec!["https://app.example.com".into(), "http://dev.box:*".into()];
+        cfg.allow_hosts = vec!["hub.lan".into()];
+        let p = Policy::new(&cfg);
+        assert!(
+            p.host_allowed("127.0.0.1:4747")
+                && p.host_allowed("localhost")
+                && p.host_allowed("[::1]:80")
+        );
+        assert!(
+            p.host_allowed("hub.lan:4747")
+                && !p.host_allowed("evil.com")
+                && !p.host_allowed("localhost.evil.com:4747")
+        );
+        assert!(
+            p.origin_allowed("http://localhost:3000")
+                && p.origin_allowed("https://127.0.0.1")
+                && p.origin_allowed("tauri://localhost")
+        );
+        assert!(
+            p.origin_allowed("https://app.example.com") && p.origin_allowed("http://dev.box:5173")
+        );
+        assert!(
+            !p.origin_allowed("http://evil.com")
+                && !p.origin_allowed("null")
+                && !p.origin_allowed("http://localhost.evil.com")
+        );
+        assert!(!p.origin_allowed("http://dev.box.evil:80"));
+    }
+}

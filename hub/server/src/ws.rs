@@ -1,0 +1,495 @@
+//! WebSocket `/ws` and `/ws/{client_id}` (SPEC §4). The socket is split: a writer task drains the bus session
+//! (replayed and live events, acks, errors) and sends pings; the reader parses client frames and calls the hub.
+//! A bad frame gets an error frame and the connection stays open.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use axum::Extension;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, header};
+use axum::response::Response;
+use bytes::Bytes;
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use switchboard_core::auth::socket_publish_limiter;
+use switchboard_core::bus::CLOSE_SLOW_CONSUMER;
+use switchboard_core::{
+    ClientInfo, Delivery, Error, EventDraft, Pattern, Principal, Session, SessionHandle, Source,
+    SubscribeOpts, Subscribed,
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{ApiResult, error_body, parse_json};
+use crate::state::AppState;
+
+/// Close code for a connection that sent nothing (not even a pong) for the idle timeout.
+pub const CLOSE_IDLE: u16 = 4010;
+/// Close code on hub shutdown.
+pub const CLOSE_GOING_AWAY: u16 = 1001;
+
+/// Largest client frame; a larger one closes the connection (tungstenite refuses to buffer it).
+const MAX_FRAME: usize = 1024 * 1024;
+
+/// Subscriptions asked for in the URL, checked before the upgrade so a bad one is a plain HTTP error.
+pub struct ConnectSubs {
+    pub patterns: Vec<Pattern>,
+    pub since: Option<u64>,
+    pub epoch: Option<String>,
+}
+
+/// Parses `channels=a,b&since=N&epoch=E` and checks the principal may subscribe to each.
+///
+/// # Errors
+/// 422 for a bad pattern or number, 403 for a forbidden pattern.
+pub fn connect_subs(
+    q: &HashMap<String, String>,
+    default: &[&str],
+    last_event_id: Option<&str>,
+    p: &Principal,
+) -> Result<ConnectSubs, Error> {
+    let list: Vec<&str> = match q.get("channels").or_else(|| q.get("channel")) {
+        Some(c) => c
+            .split(',')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .collect(),
+        None => default.to_vec(),
+    };
+    let patterns = list
+        .into_iter()
+        .map(Pattern::parse)
+        .collect::<Result<Vec<_>, _>>()?;
+    for pat in &patterns {
+        p.check_subscribe(pat)?;
+    }
+    let since = match last_event_id
+        .or(q.get("since").map(String::as_str))
+        .filter(|s| !s.is_empty())
+    {
+        Some(s) => Some(
+            s.trim()
+                .parse()
+                .map_err(|_| Error::invalid("since", "must be a non-negative integer"))?,
+        ),
+        None => None,
+    };
+    Ok(ConnectSubs {
+        patterns,
+        since,
+        epoch: q.get("epoch").cloned(),
+    })
+}
+
+/// Subscribes a fresh session to its connect-time channels, plus `global` and `user:<sub>`.
+/// `ack` makes the transport's acknowledgement for each explicitly requested pattern.
+pub fn subscribe_all(
+    session: &SessionHandle,
+    subs: &ConnectSubs,
+    p: &Principal,
+    mut ack: impl FnMut(&Pattern, Subscribed) -> Option<Bytes>,
+) {
+    let mut auto = vec![Pattern::Exact("global".into())];
+    if let Some(u) = p
+        .user()
+        .and_then(|u| Pattern::parse(&format!("user:{u}")).ok())
+    {
+        auto.push(u);
+    }
+    let opts = |pat: &Pattern| SubscribeOpts {
+        since: subs.since,
+        epoch: subs.epoch.clone(),
+        private_ok: p.private_ok(pat),
+    };
+    for pat in &subs.patterns {
+        if let Err(e) = session.subscribe(pat.clone(), opts(pat), |s| ack(pat, s)) {
+            tracing::debug!(client = session.id(), error = %e, "connect-time subscribe refused");
+        }
+    }
+    for pat in auto {
+        let _ = session.subscribe(pat.clone(), opts(&pat), |_| None);
+    }
+}
+
+fn valid_client_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:@".contains(c))
+}
+
+pub async fn ws_root(
+    state: State<AppState>,
+    p: Extension<Principal>,
+    q: Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> ApiResult<Response> {
+    upgrade(state, p, q, headers, ws, None).await
+}
+
+pub async fn ws_named(
+    state: State<AppState>,
+    p: Extension<Principal>,
+    Path(client_id): Path<String>,
+    q: Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> ApiResult<Response> {
+    upgrade(state, p, q, headers, ws, Some(client_id)).await
+}
+
+async fn upgrade(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+    client_id: Option<String>,
+) -> ApiResult<Response> {
+    if let Some(id) = &client_id
+        && !valid_client_id(id)
+    {
+        return Err(
+            Error::invalid("client_id", "must be 1–64 characters from A-Za-z0-9-_.:@").into(),
+        );
+    }
+    state.admit_connection()?;
+    let subs = connect_subs(&q, &[], None, &p)?;
+    let info = ClientInfo {
+        id: client_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+        transport: "ws",
+        origin: headers
+            .get(header::ORIGIN)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        user: p.user().map(str::to_owned),
+    };
+    let tracker = state.tasks.clone();
+    Ok(ws
+        .max_message_size(MAX_FRAME)
+        .max_frame_size(MAX_FRAME)
+        .write_buffer_size(16 * 1024)
+        .on_upgrade(move |socket| {
+            tracker.track_future(async move {
+                run(state, p, info, subs, socket).await;
+            })
+        }))
+}
+
+fn frame(v: Value) -> Bytes {
+    Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
+}
+
+fn error_frame(id: &Value, e: &Error) -> Bytes {
+    let mut v = error_body(e);
+    v["type"] = json!("error");
+    v["id"] = id.clone();
+    frame(v)
+}
+
+async fn run(
+    state: AppState,
+    p: Principal,
+    info: ClientInfo,
+    subs: ConnectSubs,
+    socket: WebSocket,
+) {
+    let session = state.hub.connect(info);
+    tracing::debug!(client = session.id(), "ws connected");
+    session.send_control(frame(json!({
+        "type": "connected",
+        "connection_id": session.id(),
+        "epoch": state.hub.epoch(),
+        "last_seq": state.hub.last_seq(),
+        "heartbeat_s": state.config.heartbeat.as_secs(),
+    })));
+    subscribe_all(session.handle(), &subs, &p, |pat, s| {
+        let mut v = json!({"type": "ack", "ok": true, "channel": pat.to_string()});
+        if let Some(r) = s.recovered {
+            v["recovered"] = json!(r);
+        }
+        Some(frame(v))
+    });
+    let (sink, stream) = socket.split();
+    let reader_done = CancellationToken::new();
+    let idle = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = tokio::spawn(read_loop(
+        state.clone(),
+        p,
+        session.handle().clone(),
+        stream,
+        reader_done.clone(),
+        idle.clone(),
+    ));
+    write_loop(&state, session, sink, &reader_done, &idle).await;
+    reader.abort();
+    tracing::debug!("ws disconnected");
+}
+
+/// Sends `msg` unless one of `stop` fires first (a blocked write to a client that does not read).
+async fn send_or_stop(
+    sink: &mut SplitSink<WebSocket, Message>,
+    msg: Message,
+    stop: &[&CancellationToken],
+) -> Result<(), ()> {
+    let any_stop = async {
+        match stop {
+            [a] => a.cancelled().await,
+            [a, b, ..] => tokio::select! { () = a.cancelled() => {}, () = b.cancelled() => {} },
+            [] => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        r = sink.send(msg) => r.map_err(|_| ()),
+        () = any_stop => Err(()),
+    }
+}
+
+fn text(b: &Bytes) -> Message {
+    // Frames are made by serde_json, so they are UTF-8.
+    Message::Text(Utf8Bytes::try_from(b.clone()).unwrap_or_default())
+}
+
+async fn close(sink: &mut SplitSink<WebSocket, Message>, code: u16, reason: &'static str) {
+    let msg = Message::Close(Some(CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    }));
+    // A client that does not read may never take the close frame; don't wait for it forever.
+    let _ = tokio::time::timeout(Duration::from_secs(5), sink.send(msg)).await;
+}
+
+async fn write_loop(
+    state: &AppState,
+    mut session: Session,
+    mut sink: SplitSink<WebSocket, Message>,
+    reader_done: &CancellationToken,
+    idle: &std::sync::atomic::AtomicBool,
+) {
+    let cut = session.cut();
+    let shutdown = state.shutdown.clone();
+    let mut ping = tokio::time::interval_at(
+        tokio::time::Instant::now() + state.config.heartbeat,
+        state.config.heartbeat,
+    );
+    loop {
+        let msg = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => return close(&mut sink, CLOSE_GOING_AWAY, "hub shutting down").await,
+            () = reader_done.cancelled() => {
+                if idle.load(std::sync::atomic::Ordering::Acquire) {
+                    close(&mut sink, CLOSE_IDLE, "idle timeout").await;
+                }
+                return;
+            }
+            d = session.next() => match d {
+                Some(Delivery::Event(e)) => text(e.ws_frame()),
+                Some(Delivery::Control(b)) => text(&b),
+                None => break,
+            },
+            _ = ping.tick() => Message::Ping(Bytes::new()),
+        };
+        if send_or_stop(&mut sink, msg, &[&cut, &shutdown])
+            .await
+            .is_err()
+        {
+            if shutdown.is_cancelled() {
+                return close(&mut sink, CLOSE_GOING_AWAY, "hub shutting down").await;
+            }
+            break;
+        }
+    }
+    if session.close_code() == Some(CLOSE_SLOW_CONSUMER) {
+        close(
+            &mut sink,
+            CLOSE_SLOW_CONSUMER,
+            "slow consumer; resume with since",
+        )
+        .await;
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+enum ClientFrame {
+    Subscribe {
+        #[serde(default)]
+        id: Value,
+        channel: String,
+        #[serde(default)]
+        since: Option<u64>,
+        #[serde(default)]
+        epoch: Option<String>,
+    },
+    Unsubscribe {
+        #[serde(default)]
+        id: Value,
+        channel: String,
+    },
+    Publish {
+        #[serde(default)]
+        id: Value,
+        channel: String,
+        event: String,
+        #[serde(default)]
+        data: Value,
+    },
+    Ping {
+        #[serde(default)]
+        id: Value,
+    },
+    Answer {
+        #[serde(default)]
+        id: Value,
+        question_id: String,
+        answer: Value,
+    },
+}
+
+async fn read_loop(
+    state: AppState,
+    p: Principal,
+    session: SessionHandle,
+    mut stream: SplitStream<WebSocket>,
+    done: CancellationToken,
+    idle: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    let _guard = done.drop_guard();
+    let limiter = socket_publish_limiter();
+    loop {
+        let msg = match tokio::time::timeout(state.config.idle_timeout, stream.next()).await {
+            Err(_) => {
+                idle.store(true, std::sync::atomic::Ordering::Release);
+                tracing::debug!(client = session.id(), "idle timeout");
+                return;
+            }
+            Ok(None | Some(Err(_))) => return,
+            Ok(Some(Ok(m))) => m,
+        };
+        session.record_received();
+        let reply = match msg {
+            Message::Text(t) => handle_text(&state, &p, &session, &limiter, t.as_str()).await,
+            Message::Binary(_) => Some(error_frame(
+                &Value::Null,
+                &Error::bad_request(
+                    "bad_frame",
+                    "binary frames are not supported; send JSON text",
+                ),
+            )),
+            Message::Close(_) => return,
+            Message::Ping(_) | Message::Pong(_) => None,
+        };
+        if let Some(r) = reply
+            && !session.send_control(r)
+        {
+            return;
+        }
+    }
+}
+
+async fn handle_text(
+    state: &AppState,
+    p: &Principal,
+    session: &SessionHandle,
+    limiter: &governor::DefaultDirectRateLimiter,
+    text: &str,
+) -> Option<Bytes> {
+    let id = serde_json::from_str::<Value>(text)
+        .ok()
+        .and_then(|v| v.get("id").cloned())
+        .unwrap_or(Value::Null);
+    let parsed: Result<ClientFrame, Error> = parse_json(text.as_bytes()).map_err(|e| {
+        let code = if e.kind() == switchboard_core::ErrorKind::BadRequest {
+            "bad_frame"
+        } else {
+            "invalid_frame"
+        };
+        Error::bad_request(code, e.message().to_owned())
+    });
+    let result = match parsed {
+        Ok(f) => handle_frame(state, p, session, limiter, f).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(reply) => reply,
+        Err(e) => Some(error_frame(&id, &e)),
+    }
+}
+
+async fn handle_frame(
+    state: &AppState,
+    p: &Principal,
+    session: &SessionHandle,
+    limiter: &governor::DefaultDirectRateLimiter,
+    f: ClientFrame,
+) -> Result<Option<Bytes>, Error> {
+    match f {
+        ClientFrame::Subscribe {
+            id,
+            channel,
+            since,
+            epoch,
+        } => {
+            let pat = Pattern::parse(&channel)?;
+            p.check_subscribe(&pat)?;
+            let opts = SubscribeOpts {
+                since,
+                epoch,
+                private_ok: p.private_ok(&pat),
+            };
+            // The ack is queued by the bus itself, ahead of this subscription's replay.
+            session.subscribe(pat, opts, |s| {
+                let mut v = json!({"type": "ack", "id": id, "ok": true});
+                if let Some(r) = s.recovered {
+                    v["recovered"] = json!(r);
+                }
+                Some(frame(v))
+            })?;
+            Ok(None)
+        }
+        ClientFrame::Unsubscribe { id, channel } => {
+            let pat = Pattern::parse(&channel)?;
+            let existed = session.unsubscribe(&pat);
+            Ok(Some(frame(
+                json!({"type": "ack", "id": id, "ok": true, "existed": existed}),
+            )))
+        }
+        ClientFrame::Publish {
+            id,
+            channel,
+            event,
+            data,
+        } => {
+            if limiter.check().is_err() {
+                return Err(Error::rate_limited());
+            }
+            let draft = EventDraft::new(channel, event, data, Source::Ws)?;
+            p.check_publish(&draft.channel)?;
+            let published = state.hub.publish(draft).await?;
+            Ok(Some(frame(
+                json!({"type": "ack", "id": id, "ok": true, "seq": published.seq}),
+            )))
+        }
+        ClientFrame::Ping { id } => Ok(Some(frame(json!({"type": "pong", "id": id})))),
+        ClientFrame::Answer {
+            id,
+            question_id,
+            answer,
+        } => {
+            if limiter.check().is_err() {
+                return Err(Error::rate_limited());
+            }
+            let published = state
+                .hub
+                .answer_question(&question_id, answer, Source::Ws)
+                .await?;
+            Ok(Some(frame(
+                json!({"type": "ack", "id": id, "ok": true, "seq": published.seq}),
+            )))
+        }
+    }
+}
