@@ -43,6 +43,9 @@ pub struct ServeArgs {
     /// Most concurrent socket connections [default: 50000].
     #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+    /// Events one connection may have queued before it is closed with 4008 [default: 4096].
+    #[arg(long, env = "SWITCHBOARD_QUEUE_CAPACITY")]
+    pub queue_capacity: Option<usize>,
     /// Keep at most this many events [default: 100000].
     #[arg(long, env = "SWITCHBOARD_RETENTION_EVENTS")]
     pub retention_events: Option<u64>,
@@ -63,6 +66,7 @@ pub struct FileConfig {
     pub allow_origin: Option<Vec<String>>,
     pub rate_limit: Option<u32>,
     pub max_connections: Option<usize>,
+    pub queue_capacity: Option<usize>,
     pub retention_events: Option<u64>,
     pub retention_days: Option<u64>,
     /// Client subcommands: the hub URL.
@@ -135,6 +139,9 @@ pub fn server_config(args: &ServeArgs, common: &CommonArgs, file: FileConfig) ->
     c.rate_limit = args.rate_limit.or(file.rate_limit);
     if let Some(m) = args.max_connections.or(file.max_connections) {
         c.max_connections = m;
+    }
+    if let Some(q) = args.queue_capacity.or(file.queue_capacity) {
+        c.queue_capacity = q;
     }
     if let Some(n) = args.retention_events.or(file.retention_events) {
         c.retention.max_events = n;

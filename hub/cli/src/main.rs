@@ -34,10 +34,10 @@ struct Cli {
 #[derive(clap::Args)]
 struct HubArgs {
     /// The hub to talk to [default: $SWITCHBOARD_URL, else http://127.0.0.1:4747].
-    #[arg(long, env = "SWITCHBOARD_URL")]
+    #[arg(long, env = "SWITCHBOARD_URL", global = true)]
     hub: Option<String>,
     /// Token to send [default: <data dir>/token when readable].
-    #[arg(long, env = "SWITCHBOARD_TOKEN", hide_env_values = true)]
+    #[arg(long, env = "SWITCHBOARD_TOKEN", hide_env_values = true, global = true)]
     token: Option<String>,
 }
 

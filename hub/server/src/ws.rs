@@ -350,6 +350,15 @@ enum ClientFrame {
     },
 }
 
+/// What a client frame produces: a reply now, or one that arrives when its write commits.
+enum Reply {
+    Now(Option<Bytes>),
+    Later(futures_util::future::BoxFuture<'static, Bytes>),
+}
+
+/// Most publishes one connection may have waiting for their commit before the reader stops reading.
+const MAX_IN_FLIGHT: usize = 256;
+
 async fn read_loop(
     state: AppState,
     p: Principal,
@@ -360,87 +369,75 @@ async fn read_loop(
 ) {
     let _guard = done.drop_guard();
     let limiter = socket_publish_limiter();
+    // Publishes are pipelined: each is queued to the writer at once and acked, in order, when it commits.
+    let mut in_flight = futures_util::stream::FuturesOrdered::new();
+    let mut deadline = tokio::time::Instant::now() + state.config.idle_timeout;
     loop {
-        let msg = match tokio::time::timeout(state.config.idle_timeout, stream.next()).await {
-            Err(_) => {
+        let msg = tokio::select! {
+            Some(ack) = in_flight.next(), if !in_flight.is_empty() => {
+                if !session.send_control(ack) {
+                    return;
+                }
+                continue;
+            }
+            m = stream.next(), if in_flight.len() < MAX_IN_FLIGHT => match m {
+                None | Some(Err(_)) => return,
+                Some(Ok(m)) => m,
+            },
+            () = tokio::time::sleep_until(deadline) => {
                 idle.store(true, std::sync::atomic::Ordering::Release);
                 tracing::debug!(client = session.id(), "idle timeout");
                 return;
             }
-            Ok(None | Some(Err(_))) => return,
-            Ok(Some(Ok(m))) => m,
         };
+        deadline = tokio::time::Instant::now() + state.config.idle_timeout;
         session.record_received();
         let reply = match msg {
-            Message::Text(t) => handle_text(&state, &p, &session, &limiter, t.as_str()).await,
-            Message::Binary(_) => Some(error_frame(
-                &Value::Null,
-                &Error::bad_request(
-                    "bad_frame",
-                    "binary frames are not supported; send JSON text",
-                ),
-            )),
+            Message::Text(t) => handle_text(&state, &p, &limiter, t.as_str(), &session),
+            Message::Binary(_) => Reply::Now(Some(error_frame(&Value::Null, &Error::bad_request("bad_frame", "binary frames are not supported; send JSON text")))),
             Message::Close(_) => return,
-            Message::Ping(_) | Message::Pong(_) => None,
+            Message::Ping(_) | Message::Pong(_) => Reply::Now(None),
         };
-        if let Some(r) = reply
-            && !session.send_control(r)
-        {
-            return;
+        match reply {
+            Reply::Now(Some(r)) => {
+                if !session.send_control(r) {
+                    return;
+                }
+            }
+            Reply::Now(None) => {}
+            Reply::Later(f) => in_flight.push_back(f),
         }
     }
 }
 
-async fn handle_text(
-    state: &AppState,
-    p: &Principal,
-    session: &SessionHandle,
-    limiter: &governor::DefaultDirectRateLimiter,
-    text: &str,
-) -> Option<Bytes> {
-    let id = serde_json::from_str::<Value>(text)
-        .ok()
-        .and_then(|v| v.get("id").cloned())
-        .unwrap_or(Value::Null);
+fn handle_text(state: &AppState, p: &Principal, limiter: &governor::DefaultDirectRateLimiter, text: &str, session: &SessionHandle) -> Reply {
+    let id = serde_json::from_str::<Value>(text).ok().and_then(|v| v.get("id").cloned()).unwrap_or(Value::Null);
     let parsed: Result<ClientFrame, Error> = parse_json(text.as_bytes()).map_err(|e| {
-        let code = if e.kind() == switchboard_core::ErrorKind::BadRequest {
-            "bad_frame"
-        } else {
-            "invalid_frame"
-        };
+        let code = if e.kind() == switchboard_core::ErrorKind::BadRequest { "bad_frame" } else { "invalid_frame" };
         Error::bad_request(code, e.message().to_owned())
     });
-    let result = match parsed {
-        Ok(f) => handle_frame(state, p, session, limiter, f).await,
-        Err(e) => Err(e),
-    };
-    match result {
+    match parsed.and_then(|f| handle_frame(state, p, session, limiter, f)) {
         Ok(reply) => reply,
-        Err(e) => Some(error_frame(&id, &e)),
+        Err(e) => Reply::Now(Some(error_frame(&id, &e))),
     }
 }
 
-async fn handle_frame(
-    state: &AppState,
-    p: &Principal,
-    session: &SessionHandle,
-    limiter: &governor::DefaultDirectRateLimiter,
-    f: ClientFrame,
-) -> Result<Option<Bytes>, Error> {
+/// Acks a committed write, or reports why it failed, once it completes.
+fn ack_when_committed(id: Value, write: impl std::future::Future<Output = Result<switchboard_core::Published, Error>> + Send + 'static) -> Reply {
+    Reply::Later(Box::pin(async move {
+        match write.await {
+            Ok(published) => frame(json!({"type": "ack", "id": id, "ok": true, "seq": published.seq})),
+            Err(e) => error_frame(&id, &e),
+        }
+    }))
+}
+
+fn handle_frame(state: &AppState, p: &Principal, session: &SessionHandle, limiter: &governor::DefaultDirectRateLimiter, f: ClientFrame) -> Result<Reply, Error> {
     match f {
-        ClientFrame::Subscribe {
-            id,
-            channel,
-            since,
-            epoch,
-        } => {
+        ClientFrame::Subscribe { id, channel, since, epoch } => {
             let pat = Pattern::parse(&channel)?;
             p.check_subscribe(&pat)?;
-            let opts = SubscribeOpts {
-                since,
-                epoch,
-                private_ok: p.private_ok(&pat),
-            };
+            let opts = SubscribeOpts { since, epoch, private_ok: p.private_ok(&pat) };
             // The ack is queued by the bus itself, ahead of this subscription's replay.
             session.subscribe(pat, opts, |s| {
                 let mut v = json!({"type": "ack", "id": id, "ok": true});
@@ -449,47 +446,29 @@ async fn handle_frame(
                 }
                 Some(frame(v))
             })?;
-            Ok(None)
+            Ok(Reply::Now(None))
         }
         ClientFrame::Unsubscribe { id, channel } => {
             let pat = Pattern::parse(&channel)?;
             let existed = session.unsubscribe(&pat);
-            Ok(Some(frame(
-                json!({"type": "ack", "id": id, "ok": true, "existed": existed}),
-            )))
+            Ok(Reply::Now(Some(frame(json!({"type": "ack", "id": id, "ok": true, "existed": existed})))))
         }
-        ClientFrame::Publish {
-            id,
-            channel,
-            event,
-            data,
-        } => {
+        ClientFrame::Publish { id, channel, event, data } => {
             if limiter.check().is_err() {
                 return Err(Error::rate_limited());
             }
             let draft = EventDraft::new(channel, event, data, Source::Ws)?;
             p.check_publish(&draft.channel)?;
-            let published = state.hub.publish(draft).await?;
-            Ok(Some(frame(
-                json!({"type": "ack", "id": id, "ok": true, "seq": published.seq}),
-            )))
+            let hub = state.hub.clone();
+            Ok(ack_when_committed(id, async move { hub.publish(draft).await }))
         }
-        ClientFrame::Ping { id } => Ok(Some(frame(json!({"type": "pong", "id": id})))),
-        ClientFrame::Answer {
-            id,
-            question_id,
-            answer,
-        } => {
+        ClientFrame::Ping { id } => Ok(Reply::Now(Some(frame(json!({"type": "pong", "id": id}))))),
+        ClientFrame::Answer { id, question_id, answer } => {
             if limiter.check().is_err() {
                 return Err(Error::rate_limited());
             }
-            let published = state
-                .hub
-                .answer_question(&question_id, answer, Source::Ws)
-                .await?;
-            Ok(Some(frame(
-                json!({"type": "ack", "id": id, "ok": true, "seq": published.seq}),
-            )))
+            let hub = state.hub.clone();
+            Ok(ack_when_committed(id, async move { hub.answer_question(&question_id, answer, Source::Ws).await }))
         }
     }
 }

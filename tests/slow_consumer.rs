@@ -1,0 +1,80 @@
+//! A client that never reads is closed with 4008, the hub's memory stays bounded, and a second client still
+//! receives everything.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+use tokio::net::TcpSocket;
+
+const EVENTS: usize = 2000;
+const DATA_BYTES: usize = 32 * 1024;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn slow_consumer_is_cut_off_and_others_get_everything() {
+    let hub = TestHub::start(&["--queue-capacity", "64"]);
+
+    // The slow client: a tiny receive buffer, and it never reads.
+    let sock = TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    let stream = sock.connect(hub.addr.parse().unwrap()).await.unwrap();
+    let (mut slow, _) = tokio_tungstenite::client_async(hub.ws_url("/ws?channels=load"), tokio_tungstenite::MaybeTlsStream::Plain(stream)).await.unwrap();
+
+    let mut fast = ws_connect(&hub.ws_url("/ws?channels=load")).await;
+    next_of_type(&mut fast, "ack", Duration::from_secs(5)).await;
+    let reader = tokio::spawn(async move {
+        let mut seqs = Vec::with_capacity(EVENTS);
+        while seqs.len() < EVENTS {
+            let e = next_of_type(&mut fast, "event", Duration::from_secs(30)).await;
+            seqs.push(e["seq"].as_u64().unwrap());
+        }
+        (seqs, fast)
+    });
+
+    let rss_before = hub.rss_kib();
+    let payload = "x".repeat(DATA_BYTES);
+    let publishers: Vec<_> = (0..4)
+        .map(|_| {
+            let (url, payload) = (hub.url.clone(), payload.clone());
+            tokio::spawn(async move {
+                let c = http();
+                for _ in 0..EVENTS / 4 {
+                    let (s, b) = call(c.post(format!("{url}/api/events")).json(&json!({"channel": "load", "event": "blob", "data": payload}))).await;
+                    assert_eq!(s, 202, "{b}");
+                }
+            })
+        })
+        .collect();
+
+    // As soon as the hub gives up on the slow client, read it: it must end with a 4008 close frame.
+    let c = http();
+    let mut peak = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        peak = peak.max(hub.rss_kib());
+        let m = c.get(format!("{}/metrics", hub.url)).send().await.unwrap().text().await.unwrap();
+        if m.contains("switchboard_slow_consumers_total 1") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the slow client was never cut off");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(close_code(&mut slow, Duration::from_secs(30)).await, Some(4008));
+
+    for p in publishers {
+        p.await.unwrap();
+    }
+    peak = peak.max(hub.rss_kib());
+    let (seqs, _fast) = reader.await.unwrap();
+    let first = seqs[0];
+    assert_eq!(seqs, (first..first + EVENTS as u64).collect::<Vec<_>>(), "the fast client missed or reordered events");
+
+    // Had the slow client's queue been unbounded, it would hold every event: EVENTS × DATA_BYTES = 64 MiB.
+    let growth_mib = peak.saturating_sub(rss_before) / 1024;
+    eprintln!("hub RSS before {} MiB, peak growth {growth_mib} MiB", rss_before / 1024);
+    assert!(growth_mib < 48, "hub memory grew by {growth_mib} MiB while a client did not read");
+    let (_, cl) = call(c.get(format!("{}/api/clients", hub.url))).await;
+    assert_eq!(cl["clients"].as_array().unwrap().len(), 1, "the slow client is gone, the fast one remains");
+}
