@@ -11,7 +11,11 @@ use common::*;
 use serde_json::Value;
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn port_of(hub: &TestHub) -> u16 {
@@ -23,7 +27,11 @@ fn config_precedence_is_flag_env_file_default() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let (p_file, p_env, p_flag) = (free_port(), free_port(), free_port());
-    std::fs::write(dir.join("switchboard.toml"), format!("port = {p_file}\nrate-limit = 1000\n")).unwrap();
+    std::fs::write(
+        dir.join("switchboard.toml"),
+        format!("port = {p_file}\nrate-limit = 1000\n"),
+    )
+    .unwrap();
 
     let hub = TestHub::launch(dir, &[], &[]);
     assert_eq!(port_of(&hub), p_file, "file over default");
@@ -33,30 +41,61 @@ fn config_precedence_is_flag_env_file_default() {
     assert_eq!(port_of(&hub), p_env, "env over file");
     drop(hub);
     let flag_port = p_flag.to_string();
-    let hub = TestHub::launch(dir, &["--port", &flag_port], &[("SWITCHBOARD_PORT", &env_port)]);
+    let hub = TestHub::launch(
+        dir,
+        &["--port", &flag_port],
+        &[("SWITCHBOARD_PORT", &env_port)],
+    );
     assert_eq!(port_of(&hub), p_flag, "flag over env");
     drop(hub);
 
     std::fs::write(dir.join("switchboard.toml"), "prot = 1\n").unwrap();
-    let out = Command::new(BIN).args(["serve", "--data-dir"]).arg(dir).current_dir(dir).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--data-dir"])
+        .arg(dir)
+        .current_dir(dir)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("prot"), "a typo in the file is reported");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("prot"),
+        "a typo in the file is reported"
+    );
 }
 
 #[test]
 fn non_loopback_bind_without_token_is_refused_with_a_reason() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = Command::new(BIN).args(["serve", "--bind", "0.0.0.0", "--port", "0", "--data-dir"]).arg(tmp.path()).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--bind", "0.0.0.0", "--port", "0", "--data-dir"])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--require-token") && err.contains("0.0.0.0"), "{err}");
+    assert!(
+        err.contains("--require-token") && err.contains("0.0.0.0"),
+        "{err}"
+    );
     assert!(out.stdout.is_empty(), "nothing listened");
 }
 
 fn cli(hub: &TestHub, args: &[&str]) -> (bool, Value, String) {
-    let out = Command::new(BIN).arg("--data-dir").arg(&hub.dir).args(args).arg("--hub").arg(&hub.url).env_remove("SWITCHBOARD_TOKEN").output().unwrap();
+    let out = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(&hub.dir)
+        .args(args)
+        .arg("--hub")
+        .arg(&hub.url)
+        .env_remove("SWITCHBOARD_TOKEN")
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    (out.status.success(), serde_json::from_str(&stdout).unwrap_or(Value::Null), String::from_utf8_lossy(&out.stderr).to_string())
+    (
+        out.status.success(),
+        serde_json::from_str(&stdout).unwrap_or(Value::Null),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
 }
 
 #[test]
@@ -67,14 +106,40 @@ fn shell_clients_publish_agents_and_tail() {
     assert!(ok, "{err}");
     assert_eq!(v["seq"], 1);
 
-    let (ok, a, err) = cli(&hub, &["agents", "create", r#"{"name":"planner","tags":["x"]}"#]);
+    let (ok, a, err) = cli(
+        &hub,
+        &["agents", "create", r#"{"name":"planner","tags":["x"]}"#],
+    );
     assert!(ok, "{err}");
     let id = a["id"].as_str().unwrap().to_owned();
-    let (ok, a, _) = cli(&hub, &["agents", "update", &id, r#"{"status":"busy"}"#, "--expected-version", "1"]);
+    let (ok, a, _) = cli(
+        &hub,
+        &[
+            "agents",
+            "update",
+            &id,
+            r#"{"status":"busy"}"#,
+            "--expected-version",
+            "1",
+        ],
+    );
     assert!(ok);
     assert_eq!(a["version"], 2);
-    let (ok, _, err) = cli(&hub, &["agents", "update", &id, r#"{"status":"idle"}"#, "--expected-version", "1"]);
-    assert!(!ok && err.contains("412") && err.contains("version_conflict"), "{err}");
+    let (ok, _, err) = cli(
+        &hub,
+        &[
+            "agents",
+            "update",
+            &id,
+            r#"{"status":"idle"}"#,
+            "--expected-version",
+            "1",
+        ],
+    );
+    assert!(
+        !ok && err.contains("412") && err.contains("version_conflict"),
+        "{err}"
+    );
     let (ok, list, _) = cli(&hub, &["agents", "list", "--status", "busy"]);
     assert!(ok);
     assert_eq!(list["agents"][0]["id"], id.as_str());
@@ -96,19 +161,28 @@ fn shell_clients_publish_agents_and_tail() {
     let mut seqs = Vec::new();
     for _ in 0..3 {
         let env: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
-        assert!(env.get("type").is_none() && env["channel"].is_string() && env["ts"].is_string(), "{env}");
+        assert!(
+            env.get("type").is_none() && env["channel"].is_string() && env["ts"].is_string(),
+            "{env}"
+        );
         seqs.push(env["seq"].as_u64().unwrap());
     }
     assert_eq!(seqs, [1, 2, 3]);
     let (ok, _, _) = cli(&hub, &["agents", "delete", &id]);
     assert!(ok);
     let env: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
-    assert_eq!((env["seq"].as_u64(), env["event"].as_str()), (Some(4), Some("agent.deleted")));
+    assert_eq!(
+        (env["seq"].as_u64(), env["event"].as_str()),
+        (Some(4), Some("agent.deleted"))
+    );
     signal(tail.id(), "INT");
     assert!(wait_timeout(&mut tail, Duration::from_secs(10)).success());
 
     // With no hub at the address: a clear error, not a hang.
-    let out = Command::new(BIN).args(["agents", "list", "--hub", "http://127.0.0.1:9"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["agents", "list", "--hub", "http://127.0.0.1:9"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no hub answers"));
 }

@@ -13,7 +13,11 @@ use serde_json::{Value, json};
 /// What the writers were told succeeded: agent id → highest acknowledged version.
 type Acked = Arc<Mutex<HashMap<String, i64>>>;
 
-fn spawn_writers(url: &str, acked: &Acked, stop: &tokio_util::sync::CancellationToken) -> Vec<tokio::task::JoinHandle<()>> {
+fn spawn_writers(
+    url: &str,
+    acked: &Acked,
+    stop: &tokio_util::sync::CancellationToken,
+) -> Vec<tokio::task::JoinHandle<()>> {
     (0..4)
         .map(|w| {
             let (url, acked, stop) = (url.to_owned(), acked.clone(), stop.clone());
@@ -23,18 +27,26 @@ fn spawn_writers(url: &str, acked: &Acked, stop: &tokio_util::sync::Cancellation
                 let mut i = 0usize;
                 while !stop.is_cancelled() {
                     i += 1;
-                    let res = if mine.len() < 5 || i % 7 == 0 {
-                        c.post(format!("{url}/api/agents")).json(&json!({"name": format!("w{w}-{i}")})).send().await
+                    let res = if mine.len() < 5 || i.is_multiple_of(7) {
+                        c.post(format!("{url}/api/agents"))
+                            .json(&json!({"name": format!("w{w}-{i}")}))
+                            .send()
+                            .await
                     } else {
                         let id = &mine[i % mine.len()];
-                        c.patch(format!("{url}/api/agents/{id}")).json(&json!({"description": format!("{i}")})).send().await
+                        c.patch(format!("{url}/api/agents/{id}"))
+                            .json(&json!({"description": format!("{i}")}))
+                            .send()
+                            .await
                     };
                     // After the kill, requests fail: those were never acknowledged.
                     let Ok(res) = res else { break };
                     if !res.status().is_success() {
                         break;
                     }
-                    let Ok(a) = res.json::<Value>().await else { break };
+                    let Ok(a) = res.json::<Value>().await else {
+                        break;
+                    };
                     let id = a["id"].as_str().unwrap().to_owned();
                     let v = a["version"].as_i64().unwrap();
                     if v == 1 {
@@ -63,7 +75,10 @@ async fn sigkill_loses_no_acknowledged_mutation() {
         w.await.unwrap();
     }
     let acked = acked.lock().unwrap().clone();
-    assert!(acked.len() >= 5 && acked.values().any(|v| *v > 1), "writers made too little progress to test anything: {acked:?}");
+    assert!(
+        acked.len() >= 5 && acked.values().any(|v| *v > 1),
+        "writers made too little progress to test anything: {acked:?}"
+    );
 
     let hub2 = TestHub::start_in(&dir, &[]);
     let c = http();
@@ -71,14 +86,21 @@ async fn sigkill_loses_no_acknowledged_mutation() {
         let (s, a) = call(c.get(format!("{}/api/agents/{id}", hub2.url))).await;
         assert_eq!(s, 200, "acknowledged agent {id} is missing after the crash");
         let have = a["version"].as_i64().unwrap();
-        assert!(have >= *version, "agent {id}: acknowledged version {version}, found {have}");
+        assert!(
+            have >= *version,
+            "agent {id}: acknowledged version {version}, found {have}"
+        );
     }
     // Every agent's version matches its update events, and every agent has its created event.
     let mut updates: HashMap<String, i64> = HashMap::new();
     let mut created: HashMap<String, bool> = HashMap::new();
     let mut since = 0;
     loop {
-        let (_, page) = call(c.get(format!("{}/api/events?channel=agent:*&since={since}&limit=1000", hub2.url))).await;
+        let (_, page) = call(c.get(format!(
+            "{}/api/events?channel=agent:*&since={since}&limit=1000",
+            hub2.url
+        )))
+        .await;
         let events = page["events"].as_array().unwrap();
         if events.is_empty() {
             break;
@@ -102,16 +124,27 @@ async fn sigkill_loses_no_acknowledged_mutation() {
         for a in page["agents"].as_array().unwrap() {
             agents += 1;
             let id = a["id"].as_str().unwrap();
-            assert!(created.contains_key(id), "agent {id} has no agent.created event");
+            assert!(
+                created.contains_key(id),
+                "agent {id} has no agent.created event"
+            );
             let n = updates.get(id).copied().unwrap_or(0);
-            assert_eq!(a["version"].as_i64().unwrap(), 1 + n, "agent {id}: version vs update events");
+            assert_eq!(
+                a["version"].as_i64().unwrap(),
+                1 + n,
+                "agent {id}: version vs update events"
+            );
         }
         match page["next_cursor"].as_str() {
             Some(n) => cursor = format!("&cursor={n}"),
             None => break,
         }
     }
-    assert_eq!(agents, created.len(), "an agent.created event without its agent (or the reverse)");
+    assert_eq!(
+        agents,
+        created.len(),
+        "an agent.created event without its agent (or the reverse)"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -133,7 +166,11 @@ async fn sigterm_closes_with_1001_loses_nothing_and_exits_0() {
         let status = wait_timeout(&mut hub.child, Duration::from_secs(20));
         (hub, status)
     });
-    assert_eq!(close_code(&mut ws, Duration::from_secs(20)).await, Some(1001), "WebSocket close code on shutdown");
+    assert_eq!(
+        close_code(&mut ws, Duration::from_secs(20)).await,
+        Some(1001),
+        "WebSocket close code on shutdown"
+    );
     let (_hub, status) = exited.await.unwrap();
     assert_eq!(status.code(), Some(0), "exit status after SIGTERM");
     stop.cancel();

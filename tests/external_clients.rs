@@ -12,8 +12,18 @@ fn node_ws_and_eventsource_clients() {
         js.join("node_modules/ws").is_dir() && js.join("node_modules/eventsource").is_dir(),
         "Node packages missing: run the test command (scripts/test.sh), or `npm ci --prefix tests/js`"
     );
-    let out = Command::new("node").arg("--test").arg("--test-reporter=spec").current_dir(&js).env("SWITCHBOARD_BIN", common::BIN).output().expect("node");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("node")
+        .arg("--test")
+        .arg("--test-reporter=spec")
+        .current_dir(&js)
+        .env("SWITCHBOARD_BIN", common::BIN)
+        .output()
+        .expect("node");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     println!("{text}");
     assert!(out.status.success(), "node tests failed:\n{text}");
 }

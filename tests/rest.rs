@@ -16,30 +16,59 @@ async fn agent_crud_and_error_statuses() {
     let u = &hub.url;
 
     // Create: 201 with defaults filled in and an ETag.
-    let res = c.post(format!("{u}/api/agents")).json(&json!({"name": "planner", "model": "m1", "tags": ["a"], "config": {"k": {"x": 1}}})).send().await.unwrap();
+    let res = c
+        .post(format!("{u}/api/agents"))
+        .json(&json!({"name": "planner", "model": "m1", "tags": ["a"], "config": {"k": {"x": 1}}}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 201);
     assert_eq!(res.headers()["etag"], "\"1\"");
     let a: Value = res.json().await.unwrap();
     let id = a["id"].as_str().unwrap().to_owned();
-    assert_eq!((a["status"].as_str(), a["version"].as_i64(), a["description"].as_str()), (Some("idle"), Some(1), Some("")));
+    assert_eq!(
+        (
+            a["status"].as_str(),
+            a["version"].as_i64(),
+            a["description"].as_str()
+        ),
+        (Some("idle"), Some(1), Some(""))
+    );
 
     // Read.
     let (s, got) = call(c.get(format!("{u}/api/agents/{id}"))).await;
     assert_eq!((s, &got), (200, &a));
 
     // Merge-patch with If-Match: config merges, version bumps, `changed` lists fields.
-    let (s, p) = call(c.patch(format!("{u}/api/agents/{id}")).header("if-match", "\"1\"").json(&json!({"status": "busy", "config": {"k": {"y": 2}}}))).await;
+    let (s, p) = call(
+        c.patch(format!("{u}/api/agents/{id}"))
+            .header("if-match", "\"1\"")
+            .json(&json!({"status": "busy", "config": {"k": {"y": 2}}})),
+    )
+    .await;
     assert_eq!(s, 200, "{p}");
     assert_eq!(p["version"], 2);
     assert_eq!(p["config"], json!({"k": {"x": 1, "y": 2}}));
 
     // 412: stale If-Match, and stale expected_version in the body; nothing changes.
-    let (s, b) = call(c.patch(format!("{u}/api/agents/{id}")).header("if-match", "\"1\"").json(&json!({"status": "idle"}))).await;
+    let (s, b) = call(
+        c.patch(format!("{u}/api/agents/{id}"))
+            .header("if-match", "\"1\"")
+            .json(&json!({"status": "idle"})),
+    )
+    .await;
     assert_eq!((s, error_code(&b).as_str()), (412, "version_conflict"));
-    let (s, b) = call(c.patch(format!("{u}/api/agents/{id}")).json(&json!({"status": "idle", "expected_version": 7}))).await;
+    let (s, b) = call(
+        c.patch(format!("{u}/api/agents/{id}"))
+            .json(&json!({"status": "idle", "expected_version": 7})),
+    )
+    .await;
     assert_eq!((s, error_code(&b).as_str()), (412, "version_conflict"));
     let (_, now) = call(c.get(format!("{u}/api/agents/{id}"))).await;
-    assert_eq!((now["version"].as_i64(), now["status"].as_str()), (Some(2), Some("busy")));
+    assert_eq!(
+        (now["version"].as_i64(), now["status"].as_str()),
+        (Some(2), Some("busy"))
+    );
 
     // 422 naming the field, for create and patch; unknown fields are refused too.
     for (body, field) in [
@@ -54,38 +83,87 @@ async fn agent_crud_and_error_statuses() {
         let (s, b) = call(c.post(format!("{u}/api/agents")).json(&body)).await;
         assert_eq!(s, 422, "{body} -> {b}");
         assert_eq!(error_code(&b), "invalid_field");
-        assert!(b["error"]["message"].as_str().unwrap().contains(field), "{b} should name {field}");
+        assert!(
+            b["error"]["message"].as_str().unwrap().contains(field),
+            "{b} should name {field}"
+        );
     }
-    let (s, b) = call(c.patch(format!("{u}/api/agents/{id}")).json(&json!({"config": [1]}))).await;
+    let (s, b) = call(
+        c.patch(format!("{u}/api/agents/{id}"))
+            .json(&json!({"config": [1]})),
+    )
+    .await;
     assert_eq!((s, error_code(&b).as_str()), (422, "invalid_field"));
     assert!(b["error"]["message"].as_str().unwrap().contains("config"));
 
     // 400: malformed JSON, malformed If-Match.
-    let (s, b) = call(c.post(format!("{u}/api/agents")).header("content-type", "application/json").body("{\"name\":")).await;
+    let (s, b) = call(
+        c.post(format!("{u}/api/agents"))
+            .header("content-type", "application/json")
+            .body("{\"name\":"),
+    )
+    .await;
     assert_eq!((s, error_code(&b).as_str()), (400, "bad_json"));
-    let (s, b) = call(c.patch(format!("{u}/api/agents/{id}")).header("if-match", "soon").json(&json!({}))).await;
+    let (s, b) = call(
+        c.patch(format!("{u}/api/agents/{id}"))
+            .header("if-match", "soon")
+            .json(&json!({})),
+    )
+    .await;
     assert_eq!((s, error_code(&b).as_str()), (400, "bad_if_match"));
 
     // 413: body over 1 MiB, event data over 64 KiB, config over 64 KiB is a field error.
-    let (s, b) = call(c.post(format!("{u}/api/events")).header("content-type", "application/json").body(format!("{{\"channel\":\"x\",\"event\":\"e\",\"data\":\"{}\"}}", "a".repeat(1_100_000)))).await;
+    let (s, b) = call(
+        c.post(format!("{u}/api/events"))
+            .header("content-type", "application/json")
+            .body(format!(
+                "{{\"channel\":\"x\",\"event\":\"e\",\"data\":\"{}\"}}",
+                "a".repeat(1_100_000)
+            )),
+    )
+    .await;
     assert_eq!((s, error_code(&b).as_str()), (413, "payload_too_large"));
-    let (s, b) = call(c.post(format!("{u}/api/events")).json(&json!({"channel": "x", "event": "e", "data": "a".repeat(70_000)}))).await;
+    let (s, b) = call(
+        c.post(format!("{u}/api/events"))
+            .json(&json!({"channel": "x", "event": "e", "data": "a".repeat(70_000)})),
+    )
+    .await;
     assert_eq!((s, error_code(&b).as_str()), (413, "payload_too_large"));
-    let (s, b) = call(c.post(format!("{u}/api/agents")).json(&json!({"name": "big", "config": {"k": "a".repeat(70_000)}}))).await;
+    let (s, b) = call(
+        c.post(format!("{u}/api/agents"))
+            .json(&json!({"name": "big", "config": {"k": "a".repeat(70_000)}})),
+    )
+    .await;
     assert_eq!((s, error_code(&b).as_str()), (422, "invalid_field"));
 
     // 404s.
-    for req in [c.get(format!("{u}/api/agents/nope")), c.patch(format!("{u}/api/agents/nope")).json(&json!({})), c.delete(format!("{u}/api/agents/nope")), c.get(format!("{u}/api/nothing"))] {
+    for req in [
+        c.get(format!("{u}/api/agents/nope")),
+        c.patch(format!("{u}/api/agents/nope")).json(&json!({})),
+        c.delete(format!("{u}/api/agents/nope")),
+        c.get(format!("{u}/api/nothing")),
+    ] {
         let (s, b) = call(req).await;
         assert_eq!((s, error_code(&b).as_str()), (404, "not_found"));
     }
 
     // Failed mutations wrote nothing: the log holds exactly created + updated.
     let (_, ev) = call(c.get(format!("{u}/api/events?channel=agent:*"))).await;
-    let names: Vec<&str> = ev["events"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
+    let names: Vec<&str> = ev["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["agent.created", "agent.updated"]);
-    assert_eq!(ev["events"][1]["data"], json!({"id": id, "name": "planner", "version": 2, "changed": ["status", "config"]}));
-    assert!(ev["events"][0]["data"].get("config").is_none(), "agent events never carry config");
+    assert_eq!(
+        ev["events"][1]["data"],
+        json!({"id": id, "name": "planner", "version": 2, "changed": ["status", "config"]})
+    );
+    assert!(
+        ev["events"][0]["data"].get("config").is_none(),
+        "agent events never carry config"
+    );
     let (_, list) = call(c.get(format!("{u}/api/agents"))).await;
     assert_eq!(list["agents"].as_array().unwrap().len(), 1);
 
@@ -105,8 +183,8 @@ async fn list_filters_and_pages() {
     let hub = TestHub::start(&[]);
     let c = http();
     let u = &hub.url;
-    for i in 0..7 {
-        let (s, _) = call(c.post(format!("{u}/api/agents")).json(&json!({"name": format!("agent {i}"), "status": if i % 2 == 0 { "idle" } else { "busy" }, "description": if i == 3 { "the 100% one" } else { "" }}))).await;
+    for i in 0..7u32 {
+        let (s, _) = call(c.post(format!("{u}/api/agents")).json(&json!({"name": format!("agent {i}"), "status": if i.is_multiple_of(2) { "idle" } else { "busy" }, "description": if i == 3 { "the 100% one" } else { "" }}))).await;
         assert_eq!(s, 201);
     }
     let mut seen = Vec::new();
@@ -118,20 +196,37 @@ async fn list_filters_and_pages() {
         };
         let (s, page) = call(c.get(url)).await;
         assert_eq!(s, 200);
-        seen.extend(page["agents"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap().to_owned()));
+        seen.extend(
+            page["agents"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a["name"].as_str().unwrap().to_owned()),
+        );
         match page["next_cursor"].as_str() {
             Some(n) => cursor = Some(n.to_owned()),
             None => break,
         }
     }
-    assert_eq!(seen, (0..7).map(|i| format!("agent {i}")).collect::<Vec<_>>());
+    assert_eq!(
+        seen,
+        (0..7).map(|i| format!("agent {i}")).collect::<Vec<_>>()
+    );
     let (_, busy) = call(c.get(format!("{u}/api/agents?status=busy"))).await;
     assert_eq!(busy["agents"].as_array().unwrap().len(), 3);
     let (_, q) = call(c.get(format!("{u}/api/agents?q=100%25"))).await;
-    assert_eq!(q["agents"].as_array().unwrap().len(), 1, "LIKE wildcards in q are literal");
+    assert_eq!(
+        q["agents"].as_array().unwrap().len(),
+        1,
+        "LIKE wildcards in q are literal"
+    );
     for bad in ["limit=0", "limit=501", "limit=x", "cursor=zz"] {
         let (s, b) = call(c.get(format!("{u}/api/agents?{bad}"))).await;
-        assert_eq!((s, error_code(&b).as_str()), (422, "invalid_field"), "{bad}");
+        assert_eq!(
+            (s, error_code(&b).as_str()),
+            (422, "invalid_field"),
+            "{bad}"
+        );
     }
 }
 
@@ -149,42 +244,113 @@ async fn events_channels_clients_metrics() {
         assert_eq!((s, b["seq"].as_u64()), (202, Some(i + 1)));
     }
     let e = next_of_type(&mut ws, "event", Duration::from_secs(5)).await;
-    assert_eq!((e["seq"].as_u64(), e["source"].as_str(), e["data"]["i"].as_i64()), (Some(1), Some("rest"), Some(0)));
+    assert_eq!(
+        (
+            e["seq"].as_u64(),
+            e["source"].as_str(),
+            e["data"]["i"].as_i64()
+        ),
+        (Some(1), Some("rest"), Some(0))
+    );
 
     let (_, ev) = call(c.get(format!("{u}/api/events?channel=project:1&since=0&limit=10"))).await;
-    let seqs: Vec<u64> = ev["events"].as_array().unwrap().iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    let seqs: Vec<u64> = ev["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
     assert_eq!(seqs, [2, 4]);
     let (_, ev) = call(c.get(format!("{u}/api/events?since=3&limit=1"))).await;
     assert_eq!(ev["events"][0]["seq"], 4);
     let (_, ev) = call(c.get(format!("{u}/api/events?limit=2"))).await;
-    assert_eq!(ev["events"].as_array().unwrap().iter().map(|e| e["seq"].as_u64().unwrap()).collect::<Vec<_>>(), [4, 5], "without since: the newest");
+    assert_eq!(
+        ev["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["seq"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        [4, 5],
+        "without since: the newest"
+    );
     for bad in ["channel=a*b", "since=-1", "limit=0"] {
         let (s, b) = call(c.get(format!("{u}/api/events?{bad}"))).await;
-        assert_eq!((s, error_code(&b).as_str()), (422, "invalid_field"), "{bad}");
+        assert_eq!(
+            (s, error_code(&b).as_str()),
+            (422, "invalid_field"),
+            "{bad}"
+        );
     }
-    for body in [json!({"channel": "bad channel", "event": "e"}), json!({"channel": "x", "event": ""}), json!({"event": "e"})] {
+    for body in [
+        json!({"channel": "bad channel", "event": "e"}),
+        json!({"channel": "x", "event": ""}),
+        json!({"event": "e"}),
+    ] {
         let (s, b) = call(c.post(format!("{u}/api/events")).json(&body)).await;
-        assert_eq!((s, error_code(&b).as_str()), (422, "invalid_field"), "{body}");
+        assert_eq!(
+            (s, error_code(&b).as_str()),
+            (422, "invalid_field"),
+            "{body}"
+        );
     }
 
     let (_, ch) = call(c.get(format!("{u}/api/channels"))).await;
-    let names: Vec<&str> = ch["channels"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
-    assert!(names.contains(&"project:*") && names.contains(&"global"), "{ch}");
+    let names: Vec<&str> = ch["channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"project:*") && names.contains(&"global"),
+        "{ch}"
+    );
     let (_, one) = call(c.get(format!("{u}/api/channels/project:7"))).await;
-    assert_eq!((one["occupied"].as_bool(), one["subscribers"].as_u64()), (Some(true), Some(1)));
+    assert_eq!(
+        (one["occupied"].as_bool(), one["subscribers"].as_u64()),
+        (Some(true), Some(1))
+    );
     let (_, none) = call(c.get(format!("{u}/api/channels/other"))).await;
     assert_eq!(none["occupied"], false);
 
     let (_, cl) = call(c.get(format!("{u}/api/clients"))).await;
     let me = &cl["clients"][0];
-    assert_eq!((me["id"].as_str(), me["transport"].as_str()), (Some("dash-1"), Some("ws")));
-    assert!(me["subscriptions"].as_array().unwrap().contains(&json!("project:*")));
+    assert_eq!(
+        (me["id"].as_str(), me["transport"].as_str()),
+        (Some("dash-1"), Some("ws"))
+    );
+    assert!(
+        me["subscriptions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("project:*"))
+    );
     assert!(me["sent"].as_u64().unwrap() >= 1 && me["connected_at"].is_string());
 
     let (s, h) = call(c.get(format!("{u}/health"))).await;
-    assert_eq!((s, h["status"].as_str(), h["last_seq"].as_u64(), h["connections"].as_u64()), (200, Some("ok"), Some(5), Some(1)));
-    let m = c.get(format!("{u}/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(m.contains("switchboard_last_seq 5") && m.contains("switchboard_connections{transport=\"ws\"} 1"), "{m}");
+    assert_eq!(
+        (
+            s,
+            h["status"].as_str(),
+            h["last_seq"].as_u64(),
+            h["connections"].as_u64()
+        ),
+        (200, Some("ok"), Some(5), Some(1))
+    );
+    let m = c
+        .get(format!("{u}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        m.contains("switchboard_last_seq 5")
+            && m.contains("switchboard_connections{transport=\"ws\"} 1"),
+        "{m}"
+    );
 }
 
 #[tokio::test]
@@ -193,7 +359,11 @@ async fn rate_limited_rest_answers_429_with_retry_after() {
     let c = http();
     let mut limited = None;
     for _ in 0..40 {
-        let res = c.get(format!("{}/api/agents", hub.url)).send().await.unwrap();
+        let res = c
+            .get(format!("{}/api/agents", hub.url))
+            .send()
+            .await
+            .unwrap();
         if res.status() == 429 {
             limited = Some(res);
             break;
@@ -226,7 +396,11 @@ async fn dev_webhook_endpoints_over_raw_http() {
     // The dev SSE stream, read raw: first the connected message, then {type, data, timestamp}.
     let mut sse = std::net::TcpStream::connect(&addr).unwrap();
     sse.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(sse, "GET /api/dev/events HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n").unwrap();
+    write!(
+        sse,
+        "GET /api/dev/events HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n"
+    )
+    .unwrap();
     let mut lines = std::io::BufReader::new(sse.try_clone().unwrap());
     let data_lines = move |lines: &mut std::io::BufReader<std::net::TcpStream>, n: usize| {
         use std::io::BufRead;
@@ -241,11 +415,21 @@ async fn dev_webhook_endpoints_over_raw_http() {
         }
         out
     };
-    assert_eq!(data_lines(&mut lines, 1)[0], json!({"type": "connected", "message": "SSE connected"}));
+    assert_eq!(
+        data_lines(&mut lines, 1)[0],
+        json!({"type": "connected", "message": "SSE connected"})
+    );
 
     let (status, body) = tokio::task::spawn_blocking({
         let a = addr.clone();
-        move || raw(&a, "POST", "/api/dev/webhook", r#"{"event_type":"deploy.finished","data":{"ok":true}}"#)
+        move || {
+            raw(
+                &a,
+                "POST",
+                "/api/dev/webhook",
+                r#"{"event_type":"deploy.finished","data":{"ok":true}}"#,
+            )
+        }
     })
     .await
     .unwrap();
@@ -256,31 +440,71 @@ async fn dev_webhook_endpoints_over_raw_http() {
 
     let (status, body) = tokio::task::spawn_blocking({
         let a = addr.clone();
-        move || raw(&a, "POST", "/api/dev/trigger", r#"{"event_type":"agent_status","data":{"n":1}}"#)
+        move || {
+            raw(
+                &a,
+                "POST",
+                "/api/dev/trigger",
+                r#"{"event_type":"agent_status","data":{"n":1}}"#,
+            )
+        }
     })
     .await
     .unwrap();
     assert!(status.contains("200"), "{status}");
     let b: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!((b["success"].as_bool(), b["subscribers_notified"].as_u64()), (Some(true), Some(1)), "the dev stream is one subscriber");
+    assert_eq!(
+        (b["success"].as_bool(), b["subscribers_notified"].as_u64()),
+        (Some(true), Some(1)),
+        "the dev stream is one subscriber"
+    );
 
-    let got = tokio::task::spawn_blocking(move || data_lines(&mut lines, 2)).await.unwrap();
-    assert_eq!((got[0]["type"].as_str(), &got[0]["data"]), (Some("deploy.finished"), &json!({"ok": true})));
-    assert_eq!((got[1]["type"].as_str(), &got[1]["data"]), (Some("agent_status"), &json!({"n": 1})));
+    let got = tokio::task::spawn_blocking(move || data_lines(&mut lines, 2))
+        .await
+        .unwrap();
+    assert_eq!(
+        (got[0]["type"].as_str(), &got[0]["data"]),
+        (Some("deploy.finished"), &json!({"ok": true}))
+    );
+    assert_eq!(
+        (got[1]["type"].as_str(), &got[1]["data"]),
+        (Some("agent_status"), &json!({"n": 1}))
+    );
     assert!(got[1]["timestamp"].as_str().unwrap().ends_with('Z'));
 
     // Both landed on `dev` with source webhook.
     let (_, ev) = call(http().get(format!("{}/api/events?channel=dev", hub.url))).await;
-    assert!(ev["events"].as_array().unwrap().iter().all(|e| e["source"] == "webhook" && e["channel"] == "dev"));
+    assert!(
+        ev["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["source"] == "webhook" && e["channel"] == "dev")
+    );
 
     // Missing fields: 400 naming the field; nothing published.
     let a2 = addr.clone();
     let results = tokio::task::spawn_blocking(move || {
         [
             raw(&a2, "POST", "/api/dev/trigger", r#"{"data":{}}"#),
-            raw(&a2, "POST", "/api/internal/notify", r#"{"channel":"global","data":{}}"#),
-            raw(&a2, "POST", "/api/internal/notify", r#"{"event":"x","data":{}}"#),
-            raw(&a2, "POST", "/api/internal/notify", r#"{"channel":"global","event":"x","data":{"v":1}}"#),
+            raw(
+                &a2,
+                "POST",
+                "/api/internal/notify",
+                r#"{"channel":"global","data":{}}"#,
+            ),
+            raw(
+                &a2,
+                "POST",
+                "/api/internal/notify",
+                r#"{"event":"x","data":{}}"#,
+            ),
+            raw(
+                &a2,
+                "POST",
+                "/api/internal/notify",
+                r#"{"channel":"global","event":"x","data":{"v":1}}"#,
+            ),
         ]
     })
     .await
@@ -289,9 +513,15 @@ async fn dev_webhook_endpoints_over_raw_http() {
         assert!(status.contains("400"), "{status}");
         let b: Value = serde_json::from_str(body).unwrap();
         assert_eq!(error_code(&b), "missing_field");
-        assert!(b["error"]["message"].as_str().unwrap().contains(field), "{b}");
+        assert!(
+            b["error"]["message"].as_str().unwrap().contains(field),
+            "{b}"
+        );
     }
     assert!(results[3].0.contains("200"));
     let b: Value = serde_json::from_str(&results[3].1).unwrap();
-    assert_eq!((b["success"].as_bool(), b["seq"].as_u64()), (Some(true), Some(3)));
+    assert_eq!(
+        (b["success"].as_bool(), b["seq"].as_u64()),
+        (Some(true), Some(3))
+    );
 }

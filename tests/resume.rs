@@ -22,10 +22,19 @@ fn spawn_writers(url: &str) -> Vec<tokio::task::JoinHandle<()>> {
                 let mut ids = Vec::new();
                 for i in 0..PER_WRITER {
                     if i < 10 {
-                        ids.push(create_agent(&c, &url, &format!("w{w}-{i}")).await["id"].as_str().unwrap().to_owned());
+                        ids.push(
+                            create_agent(&c, &url, &format!("w{w}-{i}")).await["id"]
+                                .as_str()
+                                .unwrap()
+                                .to_owned(),
+                        );
                     } else {
                         let id = &ids[i % ids.len()];
-                        let (s, b) = call(c.patch(format!("{url}/api/agents/{id}")).json(&json!({"description": format!("step {i}")}))).await;
+                        let (s, b) = call(
+                            c.patch(format!("{url}/api/agents/{id}"))
+                                .json(&json!({"description": format!("step {i}")})),
+                        )
+                        .await;
                         assert_eq!(s, 200, "{b}");
                     }
                 }
@@ -39,7 +48,12 @@ fn assert_exactly_once_in_order(seqs: &[u64], from: u64) {
     if seqs != expected.as_slice() {
         let dups = seqs.windows(2).filter(|w| w[0] == w[1]).count();
         let out_of_order = seqs.windows(2).filter(|w| w[0] > w[1]).count();
-        panic!("got {} events (want {TOTAL}): {dups} duplicates, {out_of_order} out of order, first {:?}, last {:?}", seqs.len(), seqs.first(), seqs.last());
+        panic!(
+            "got {} events (want {TOTAL}): {dups} duplicates, {out_of_order} out of order, first {:?}, last {:?}",
+            seqs.len(),
+            seqs.first(),
+            seqs.last()
+        );
     }
 }
 
@@ -50,9 +64,16 @@ async fn websocket_resume_under_load_is_exact() {
     let hello = next_of_type(&mut ws, "connected", Duration::from_secs(5)).await;
     let start = hello["last_seq"].as_u64().unwrap();
     let epoch = hello["epoch"].as_str().unwrap().to_owned();
-    send_json(&mut ws, json!({"type": "subscribe", "id": 1, "channel": "agent:*"})).await;
+    send_json(
+        &mut ws,
+        json!({"type": "subscribe", "id": 1, "channel": "agent:*"}),
+    )
+    .await;
     let ack = next_of_type(&mut ws, "ack", Duration::from_secs(5)).await;
-    assert_eq!((ack["id"].as_i64(), ack["ok"].as_bool()), (Some(1), Some(true)));
+    assert_eq!(
+        (ack["id"].as_i64(), ack["ok"].as_bool()),
+        (Some(1), Some(true))
+    );
 
     let writers = spawn_writers(&hub.url);
     let mut seqs = Vec::new();
@@ -67,9 +88,17 @@ async fn websocket_resume_under_load_is_exact() {
     let mut ws = ws_connect(&hub.ws_url("/ws")).await;
     next_of_type(&mut ws, "connected", Duration::from_secs(5)).await;
     let last = *seqs.last().unwrap();
-    send_json(&mut ws, json!({"type": "subscribe", "id": 2, "channel": "agent:*", "since": last, "epoch": epoch})).await;
+    send_json(
+        &mut ws,
+        json!({"type": "subscribe", "id": 2, "channel": "agent:*", "since": last, "epoch": epoch}),
+    )
+    .await;
     let ack = next_of_type(&mut ws, "ack", Duration::from_secs(5)).await;
-    assert_eq!((ack["id"].as_i64(), ack["recovered"].as_bool()), (Some(2), Some(true)), "{ack}");
+    assert_eq!(
+        (ack["id"].as_i64(), ack["recovered"].as_bool()),
+        (Some(2), Some(true)),
+        "{ack}"
+    );
     while (seqs.len() as u64) < TOTAL {
         let e = next_of_type(&mut ws, "event", Duration::from_secs(20)).await;
         seqs.push(e["seq"].as_u64().unwrap());
@@ -80,7 +109,10 @@ async fn websocket_resume_under_load_is_exact() {
     // Nothing more may arrive: a duplicate would show up here.
     send_json(&mut ws, json!({"type": "ping", "id": "end"})).await;
     let v = next_json(&mut ws, Duration::from_secs(5)).await;
-    assert_eq!(v["type"], "pong", "unexpected frame after the last event: {v}");
+    assert_eq!(
+        v["type"], "pong",
+        "unexpected frame after the last event: {v}"
+    );
     assert_exactly_once_in_order(&seqs, start);
 
     // A since from another epoch, or past retention, is not recovered.
@@ -98,7 +130,10 @@ async fn sse_resume_with_last_event_id_is_exact() {
     // Wait until the subscription is registered before writing.
     loop {
         let (_, cl) = call(http().get(format!("{}/api/clients", hub.url))).await;
-        if cl["clients"].as_array().is_some_and(|a| a.iter().any(|c| c["transport"] == "sse")) {
+        if cl["clients"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|c| c["transport"] == "sse"))
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -106,7 +141,10 @@ async fn sse_resume_with_last_event_id_is_exact() {
     let writers = spawn_writers(&hub.url);
     let mut seqs: Vec<u64> = Vec::new();
     while seqs.len() < (TOTAL / 2) as usize {
-        let (id, data) = sse.next(Duration::from_secs(20)).await.expect("stream open");
+        let (id, data) = sse
+            .next(Duration::from_secs(20))
+            .await
+            .expect("stream open");
         assert_eq!(id, data["seq"].to_string(), "id: is the seq");
         seqs.push(data["seq"].as_u64().unwrap());
     }
@@ -114,9 +152,16 @@ async fn sse_resume_with_last_event_id_is_exact() {
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let last = seqs.last().unwrap().to_string();
-    let mut sse = Sse::open(&format!("{}/events?channels=agent:*", hub.url), &[("Last-Event-ID", &last)]).await;
+    let mut sse = Sse::open(
+        &format!("{}/events?channels=agent:*", hub.url),
+        &[("Last-Event-ID", &last)],
+    )
+    .await;
     while (seqs.len() as u64) < TOTAL {
-        let (_, data) = sse.next(Duration::from_secs(20)).await.expect("stream open");
+        let (_, data) = sse
+            .next(Duration::from_secs(20))
+            .await
+            .expect("stream open");
         seqs.push(data["seq"].as_u64().unwrap());
     }
     for w in writers {
@@ -124,8 +169,13 @@ async fn sse_resume_with_last_event_id_is_exact() {
     }
     assert_exactly_once_in_order(&seqs, start);
     // And nothing after the last one within a short wait.
-    let extra = tokio::time::timeout(Duration::from_millis(500), sse.next(Duration::from_secs(1))).await;
-    assert!(extra.is_err(), "unexpected extra SSE message: {:?}", extra.ok().flatten().map(|(_, v): (String, Value)| v));
+    let extra =
+        tokio::time::timeout(Duration::from_millis(500), sse.next(Duration::from_secs(1))).await;
+    assert!(
+        extra.is_err(),
+        "unexpected extra SSE message: {:?}",
+        extra.ok().flatten().map(|(_, v): (String, Value)| v)
+    );
 }
 
 #[tokio::test]
@@ -133,16 +183,32 @@ async fn overlapping_subscriptions_deliver_each_event_once() {
     let hub = TestHub::start(&[]);
     let c = http();
     for i in 0..5 {
-        call(c.post(format!("{}/api/events", hub.url)).json(&json!({"channel": "project:a", "event": "tick", "data": i}))).await;
+        call(
+            c.post(format!("{}/api/events", hub.url))
+                .json(&json!({"channel": "project:a", "event": "tick", "data": i})),
+        )
+        .await;
     }
     // `project:*` resumes from 0, then `*` from 2: events 3..5 match both but arrive once.
     let mut ws = ws_connect(&hub.ws_url("/ws?channels=project:*&since=0")).await;
     next_of_type(&mut ws, "connected", Duration::from_secs(5)).await;
-    send_json(&mut ws, json!({"type": "subscribe", "id": 1, "channel": "*", "since": 2})).await;
-    call(c.post(format!("{}/api/events", hub.url)).json(&json!({"channel": "project:a", "event": "tick", "data": 5}))).await;
+    send_json(
+        &mut ws,
+        json!({"type": "subscribe", "id": 1, "channel": "*", "since": 2}),
+    )
+    .await;
+    call(
+        c.post(format!("{}/api/events", hub.url))
+            .json(&json!({"channel": "project:a", "event": "tick", "data": 5})),
+    )
+    .await;
     let mut seqs = Vec::new();
     while seqs.len() < 6 {
-        seqs.push(next_of_type(&mut ws, "event", Duration::from_secs(5)).await["seq"].as_u64().unwrap());
+        seqs.push(
+            next_of_type(&mut ws, "event", Duration::from_secs(5)).await["seq"]
+                .as_u64()
+                .unwrap(),
+        );
     }
     assert_eq!(seqs, [1, 2, 3, 4, 5, 6]);
     send_json(&mut ws, json!({"type": "ping"})).await;

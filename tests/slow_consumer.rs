@@ -20,7 +20,12 @@ async fn slow_consumer_is_cut_off_and_others_get_everything() {
     let sock = TcpSocket::new_v4().unwrap();
     sock.set_recv_buffer_size(4096).unwrap();
     let stream = sock.connect(hub.addr.parse().unwrap()).await.unwrap();
-    let (mut slow, _) = tokio_tungstenite::client_async(hub.ws_url("/ws?channels=load"), tokio_tungstenite::MaybeTlsStream::Plain(stream)).await.unwrap();
+    let (mut slow, _) = tokio_tungstenite::client_async(
+        hub.ws_url("/ws?channels=load"),
+        tokio_tungstenite::MaybeTlsStream::Plain(stream),
+    )
+    .await
+    .unwrap();
 
     let mut fast = ws_connect(&hub.ws_url("/ws?channels=load")).await;
     next_of_type(&mut fast, "ack", Duration::from_secs(5)).await;
@@ -41,7 +46,11 @@ async fn slow_consumer_is_cut_off_and_others_get_everything() {
             tokio::spawn(async move {
                 let c = http();
                 for _ in 0..EVENTS / 4 {
-                    let (s, b) = call(c.post(format!("{url}/api/events")).json(&json!({"channel": "load", "event": "blob", "data": payload}))).await;
+                    let (s, b) = call(
+                        c.post(format!("{url}/api/events"))
+                            .json(&json!({"channel": "load", "event": "blob", "data": payload})),
+                    )
+                    .await;
                     assert_eq!(s, 202, "{b}");
                 }
             })
@@ -54,14 +63,27 @@ async fn slow_consumer_is_cut_off_and_others_get_everything() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         peak = peak.max(hub.rss_kib());
-        let m = c.get(format!("{}/metrics", hub.url)).send().await.unwrap().text().await.unwrap();
+        let m = c
+            .get(format!("{}/metrics", hub.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         if m.contains("switchboard_slow_consumers_total 1") {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "the slow client was never cut off");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the slow client was never cut off"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(close_code(&mut slow, Duration::from_secs(30)).await, Some(4008));
+    assert_eq!(
+        close_code(&mut slow, Duration::from_secs(30)).await,
+        Some(4008)
+    );
 
     for p in publishers {
         p.await.unwrap();
@@ -69,12 +91,64 @@ async fn slow_consumer_is_cut_off_and_others_get_everything() {
     peak = peak.max(hub.rss_kib());
     let (seqs, _fast) = reader.await.unwrap();
     let first = seqs[0];
-    assert_eq!(seqs, (first..first + EVENTS as u64).collect::<Vec<_>>(), "the fast client missed or reordered events");
+    assert_eq!(
+        seqs,
+        (first..first + EVENTS as u64).collect::<Vec<_>>(),
+        "the fast client missed or reordered events"
+    );
 
     // Had the slow client's queue been unbounded, it would hold every event: EVENTS × DATA_BYTES = 64 MiB.
     let growth_mib = peak.saturating_sub(rss_before) / 1024;
-    eprintln!("hub RSS before {} MiB, peak growth {growth_mib} MiB", rss_before / 1024);
-    assert!(growth_mib < 48, "hub memory grew by {growth_mib} MiB while a client did not read");
+    eprintln!(
+        "hub RSS before {} MiB, peak growth {growth_mib} MiB",
+        rss_before / 1024
+    );
+    assert!(
+        growth_mib < 48,
+        "hub memory grew by {growth_mib} MiB while a client did not read"
+    );
     let (_, cl) = call(c.get(format!("{}/api/clients", hub.url))).await;
-    assert_eq!(cl["clients"].as_array().unwrap().len(), 1, "the slow client is gone, the fast one remains");
+    assert_eq!(
+        cl["clients"].as_array().unwrap().len(),
+        1,
+        "the slow client is gone, the fast one remains"
+    );
+}
+
+#[tokio::test]
+async fn heartbeat_keeps_live_clients_and_closes_silent_ones() {
+    use futures_util::StreamExt;
+    let hub = TestHub::start(&["--heartbeat-s", "1", "--idle-timeout-s", "2"]);
+    let mut live = ws_connect(&hub.ws_url("/ws")).await;
+    let mut silent = ws_connect(&hub.ws_url("/ws")).await;
+    assert_eq!(
+        next_of_type(&mut live, "connected", Duration::from_secs(5)).await["heartbeat_s"],
+        1
+    );
+
+    // The live client reads, so tungstenite answers each ping with a pong; it outlives the idle timeout.
+    let mut pings = 0;
+    let until = tokio::time::Instant::now() + Duration::from_millis(3500);
+    while let Ok(m) = tokio::time::timeout_at(until, live.next()).await {
+        match m {
+            Some(Ok(tokio_tungstenite::tungstenite::Message::Ping(_))) => pings += 1,
+            Some(Ok(tokio_tungstenite::tungstenite::Message::Close(f))) => {
+                panic!("live client closed: {f:?}")
+            }
+            Some(Ok(_)) => {}
+            other => panic!("live client ended: {other:?}"),
+        }
+    }
+    assert!(pings >= 2, "expected pings every second, got {pings}");
+    send_json(&mut live, json!({"type": "ping", "id": 1})).await;
+    assert_eq!(
+        next_of_type(&mut live, "pong", Duration::from_secs(5)).await["id"],
+        1
+    );
+
+    // The silent client read nothing for 3.5 s, so it never ponged: it was closed with 4010.
+    assert_eq!(
+        close_code(&mut silent, Duration::from_secs(5)).await,
+        Some(4010)
+    );
 }

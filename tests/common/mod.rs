@@ -61,14 +61,22 @@ impl TestHub {
             .expect("spawn switchboard");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("read listening line");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read listening line");
         let url = line
             .trim()
             .strip_prefix("switchboard listening on ")
             .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
             .to_owned();
         let addr = url.trim_start_matches("http://").to_owned();
-        TestHub { child, url, addr, dir: dir.to_path_buf(), _tmp: None }
+        TestHub {
+            child,
+            url,
+            addr,
+            dir: dir.to_path_buf(),
+            _tmp: None,
+        }
     }
 
     pub fn ws_url(&self, path: &str) -> String {
@@ -76,7 +84,10 @@ impl TestHub {
     }
 
     pub fn token(&self) -> String {
-        std::fs::read_to_string(self.dir.join("token")).expect("token file").trim().to_owned()
+        std::fs::read_to_string(self.dir.join("token"))
+            .expect("token file")
+            .trim()
+            .to_owned()
     }
 
     pub fn pid(&self) -> u32 {
@@ -97,7 +108,8 @@ impl TestHub {
 
     /// Resident memory of the hub process in KiB.
     pub fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
         status
             .lines()
             .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -114,7 +126,12 @@ impl Drop for TestHub {
 }
 
 pub fn signal(pid: u32, sig: &str) {
-    let ok = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status().expect("kill").success();
+    let ok = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("kill")
+        .success();
     assert!(ok, "kill -{sig} {pid} failed");
 }
 
@@ -124,13 +141,19 @@ pub fn wait_timeout(child: &mut Child, t: Duration) -> ExitStatus {
         if let Some(s) = child.try_wait().expect("try_wait") {
             return s;
         }
-        assert!(std::time::Instant::now() < deadline, "process did not exit within {t:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "process did not exit within {t:?}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
 
 pub fn http() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
 }
 
 /// Sends a request and returns (status, JSON body or Null).
@@ -143,13 +166,24 @@ pub async fn call(req: reqwest::RequestBuilder) -> (u16, Value) {
 
 /// Asserts the SPEC §3 error shape and returns its code.
 pub fn error_code(body: &Value) -> String {
-    let code = body["error"]["code"].as_str().unwrap_or_else(|| panic!("not an error body: {body}"));
-    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "error without message: {body}");
+    let code = body["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not an error body: {body}"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "error without message: {body}"
+    );
     code.to_owned()
 }
 
 pub async fn create_agent(c: &reqwest::Client, url: &str, name: &str) -> Value {
-    let (s, b) = call(c.post(format!("{url}/api/agents")).json(&json!({"name": name}))).await;
+    let (s, b) = call(
+        c.post(format!("{url}/api/agents"))
+            .json(&json!({"name": name})),
+    )
+    .await;
     assert_eq!(s, 201, "{b}");
     b
 }
@@ -166,16 +200,22 @@ pub async fn ws_connect_with(url: &str, headers: &[(&str, &str)]) -> Ws {
             v.parse().unwrap(),
         );
     }
-    let (ws, _) = tokio_tungstenite::connect_async(req).await.expect("ws connect");
+    let (ws, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("ws connect");
     ws
 }
 
 /// Next JSON text frame, within `t`. Panics on close or timeout.
 pub async fn next_json(ws: &mut Ws, t: Duration) -> Value {
     loop {
-        let m = tokio::time::timeout(t, ws.next()).await.expect("timed out waiting for a frame");
+        let m = tokio::time::timeout(t, ws.next())
+            .await
+            .expect("timed out waiting for a frame");
         match m {
-            Some(Ok(Message::Text(s))) => return serde_json::from_str(s.as_str()).expect("json frame"),
+            Some(Ok(Message::Text(s))) => {
+                return serde_json::from_str(s.as_str()).expect("json frame");
+            }
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
             other => panic!("expected a text frame, got {other:?}"),
         }
@@ -193,14 +233,18 @@ pub async fn next_of_type(ws: &mut Ws, ty: &str, t: Duration) -> Value {
 }
 
 pub async fn send_json(ws: &mut Ws, v: Value) {
-    ws.send(Message::Text(v.to_string().into())).await.expect("ws send");
+    ws.send(Message::Text(v.to_string().into()))
+        .await
+        .expect("ws send");
 }
 
 /// Reads the close frame's code (skipping data frames), or None if the connection ended without one.
 pub async fn close_code(ws: &mut Ws, t: Duration) -> Option<u16> {
     let deadline = tokio::time::Instant::now() + t;
     loop {
-        let m = tokio::time::timeout_at(deadline, ws.next()).await.expect("timed out waiting for close");
+        let m = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .expect("timed out waiting for close");
         match m {
             Some(Ok(Message::Close(f))) => return f.map(|f| u16::from(f.code)),
             Some(Ok(_)) => continue,
@@ -211,7 +255,9 @@ pub async fn close_code(ws: &mut Ws, t: Duration) -> Option<u16> {
 
 /// An SSE subscription read with a real SSE parser (`eventsource-stream`).
 pub struct Sse {
-    stream: std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<eventsource_stream::Event, String>> + Send>>,
+    stream: std::pin::Pin<
+        Box<dyn futures_util::Stream<Item = Result<eventsource_stream::Event, String>> + Send>,
+    >,
 }
 
 impl Sse {
@@ -224,19 +270,34 @@ impl Sse {
         }
         let res = req.send().await.expect("sse request");
         assert_eq!(res.status(), 200, "SSE status");
-        let stream = res.bytes_stream().eventsource().map(|r| r.map_err(|e| e.to_string()));
-        Sse { stream: Box::pin(stream) }
+        let stream = res
+            .bytes_stream()
+            .eventsource()
+            .map(|r| r.map_err(|e| e.to_string()));
+        Sse {
+            stream: Box::pin(stream),
+        }
     }
 
     /// The next message as (id, JSON data), within `t`.
     pub async fn next(&mut self, t: Duration) -> Option<(String, Value)> {
-        let ev = tokio::time::timeout(t, self.stream.next()).await.expect("timed out waiting for an SSE message")?;
+        let ev = tokio::time::timeout(t, self.stream.next())
+            .await
+            .expect("timed out waiting for an SSE message")?;
         let ev = ev.expect("sse stream error");
-        Some((ev.id, serde_json::from_str(&ev.data).expect("sse data is json")))
+        Some((
+            ev.id,
+            serde_json::from_str(&ev.data).expect("sse data is json"),
+        ))
     }
 }
 
 /// A JWT signed with the hub token.
 pub fn jwt(token: &str, claims: Value) -> String {
-    jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &jsonwebtoken::EncodingKey::from_secret(token.as_bytes())).unwrap()
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(token.as_bytes()),
+    )
+    .unwrap()
 }

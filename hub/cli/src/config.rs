@@ -43,6 +43,12 @@ pub struct ServeArgs {
     /// Most concurrent socket connections [default: 50000].
     #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+    /// Seconds between WebSocket pings [default: 25].
+    #[arg(long, env = "SWITCHBOARD_HEARTBEAT_S")]
+    pub heartbeat_s: Option<u64>,
+    /// Close a WebSocket that sent nothing, not even a pong, for this many seconds [default: 60].
+    #[arg(long, env = "SWITCHBOARD_IDLE_TIMEOUT_S")]
+    pub idle_timeout_s: Option<u64>,
     /// Events one connection may have queued before it is closed with 4008 [default: 4096].
     #[arg(long, env = "SWITCHBOARD_QUEUE_CAPACITY")]
     pub queue_capacity: Option<usize>,
@@ -66,6 +72,8 @@ pub struct FileConfig {
     pub allow_origin: Option<Vec<String>>,
     pub rate_limit: Option<u32>,
     pub max_connections: Option<usize>,
+    pub heartbeat_s: Option<u64>,
+    pub idle_timeout_s: Option<u64>,
     pub queue_capacity: Option<usize>,
     pub retention_events: Option<u64>,
     pub retention_days: Option<u64>,
@@ -139,6 +147,12 @@ pub fn server_config(args: &ServeArgs, common: &CommonArgs, file: FileConfig) ->
     c.rate_limit = args.rate_limit.or(file.rate_limit);
     if let Some(m) = args.max_connections.or(file.max_connections) {
         c.max_connections = m;
+    }
+    if let Some(h) = args.heartbeat_s.or(file.heartbeat_s) {
+        c.heartbeat = std::time::Duration::from_secs(h.max(1));
+    }
+    if let Some(t) = args.idle_timeout_s.or(file.idle_timeout_s) {
+        c.idle_timeout = std::time::Duration::from_secs(t.max(1));
     }
     if let Some(q) = args.queue_capacity.or(file.queue_capacity) {
         c.queue_capacity = q;

@@ -89,7 +89,7 @@ pub struct Committed {
 }
 
 enum Job {
-    Write(Write, oneshot::Sender<Result<Committed>>),
+    Write(Box<Write>, oneshot::Sender<Result<Committed>>),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -371,7 +371,8 @@ fn writer_loop(
     sink: Arc<dyn CommitSink>,
     pruned_through: Arc<AtomicU64>,
 ) {
-    let mut batch: Vec<(Write, oneshot::Sender<Result<Committed>>)> = Vec::with_capacity(MAX_BATCH);
+    let mut batch: Vec<(Box<Write>, oneshot::Sender<Result<Committed>>)> =
+        Vec::with_capacity(MAX_BATCH);
     let mut shutdown = None;
     while shutdown.is_none() {
         match jobs.blocking_recv() {
@@ -422,15 +423,15 @@ fn writer_loop(
 /// Runs the batch in one transaction. On a commit failure every write in it fails.
 fn run_batch(
     conn: &mut Connection,
-    batch: &mut [(Write, oneshot::Sender<Result<Committed>>)],
+    batch: &mut [(Box<Write>, oneshot::Sender<Result<Committed>>)],
     pruned: &AtomicU64,
 ) -> Vec<Result<Committed>> {
     let work =
-        |conn: &mut Connection, batch: &mut [(Write, _)]| -> Result<Vec<Result<Committed>>> {
+        |conn: &mut Connection, batch: &mut [(Box<Write>, _)]| -> Result<Vec<Result<Committed>>> {
             let mut tx = conn.transaction()?;
             let mut out = Vec::with_capacity(batch.len());
             for (w, _) in batch.iter_mut() {
-                let w = std::mem::replace(w, Write::Publish(Vec::new()));
+                let w = std::mem::replace(&mut **w, Write::Publish(Vec::new()));
                 let sp = tx.savepoint()?;
                 let r = apply(&sp, w, pruned);
                 if r.is_ok() {
@@ -533,7 +534,7 @@ impl Store {
         };
         self.inner
             .jobs
-            .send(Job::Write(w, tx))
+            .send(Job::Write(Box::new(w), tx))
             .await
             .map_err(|_| gone())?;
         rx.await.map_err(|_| gone())?

@@ -165,14 +165,14 @@ fn check(state: &AppState, req: &mut Request) -> Result<(), Error> {
             ));
         }
     }
-    if let Some(origin) = headers.get(header::ORIGIN) {
-        if !origin.to_str().is_ok_and(|o| policy.origin_allowed(o)) {
-            return Err(Error::new(
-                switchboard_core::ErrorKind::Forbidden,
-                "forbidden_origin",
-                "Origin is not allowed (cross-site defence); see --allow-origin",
-            ));
-        }
+    if let Some(origin) = headers.get(header::ORIGIN)
+        && !origin.to_str().is_ok_and(|o| policy.origin_allowed(o))
+    {
+        return Err(Error::new(
+            switchboard_core::ErrorKind::Forbidden,
+            "forbidden_origin",
+            "Origin is not allowed (cross-site defence); see --allow-origin",
+        ));
     }
     let path = req.uri().path();
     let public = path == "/health" || req.method() == Method::OPTIONS;

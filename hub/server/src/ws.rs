@@ -216,6 +216,7 @@ async fn run(
     });
     let (sink, stream) = socket.split();
     let reader_done = CancellationToken::new();
+    let stop_reader = CancellationToken::new();
     let idle = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let reader = tokio::spawn(read_loop(
         state.clone(),
@@ -223,10 +224,24 @@ async fn run(
         session.handle().clone(),
         stream,
         reader_done.clone(),
+        stop_reader.clone(),
         idle.clone(),
     ));
-    write_loop(&state, session, sink, &reader_done, &idle).await;
-    reader.abort();
+    let we_closed = write_loop(&state, session, sink, &reader_done, &idle).await;
+    stop_reader.cancel();
+    // Finish the close handshake: read until the client's Close (answering its pings meanwhile), briefly.
+    if let Ok(Some(mut stream)) = reader.await
+        && we_closed
+    {
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while let Some(Ok(m)) = stream.next().await {
+                if matches!(m, Message::Close(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
     tracing::debug!("ws disconnected");
 }
 
@@ -254,13 +269,17 @@ fn text(b: &Bytes) -> Message {
     Message::Text(Utf8Bytes::try_from(b.clone()).unwrap_or_default())
 }
 
-async fn close(sink: &mut SplitSink<WebSocket, Message>, code: u16, reason: &'static str) {
+/// Sends a close frame; true once it is on its way.
+async fn close(sink: &mut SplitSink<WebSocket, Message>, code: u16, reason: &'static str) -> bool {
     let msg = Message::Close(Some(CloseFrame {
         code,
         reason: Utf8Bytes::from_static(reason),
     }));
     // A client that does not read may never take the close frame; don't wait for it forever.
-    let _ = tokio::time::timeout(Duration::from_secs(5), sink.send(msg)).await;
+    matches!(
+        tokio::time::timeout(Duration::from_secs(5), sink.send(msg)).await,
+        Ok(Ok(()))
+    )
 }
 
 async fn write_loop(
@@ -269,7 +288,7 @@ async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
     reader_done: &CancellationToken,
     idle: &std::sync::atomic::AtomicBool,
-) {
+) -> bool {
     let cut = session.cut();
     let shutdown = state.shutdown.clone();
     let mut ping = tokio::time::interval_at(
@@ -282,9 +301,9 @@ async fn write_loop(
             () = shutdown.cancelled() => return close(&mut sink, CLOSE_GOING_AWAY, "hub shutting down").await,
             () = reader_done.cancelled() => {
                 if idle.load(std::sync::atomic::Ordering::Acquire) {
-                    close(&mut sink, CLOSE_IDLE, "idle timeout").await;
+                    return close(&mut sink, CLOSE_IDLE, "idle timeout").await;
                 }
-                return;
+                return false;
             }
             d = session.next() => match d {
                 Some(Delivery::Event(e)) => text(e.ws_frame()),
@@ -303,14 +322,16 @@ async fn write_loop(
             break;
         }
     }
+    // The bus cut the session off (slow consumer), or the socket failed.
     if session.close_code() == Some(CLOSE_SLOW_CONSUMER) {
-        close(
+        return close(
             &mut sink,
             CLOSE_SLOW_CONSUMER,
             "slow consumer; resume with since",
         )
         .await;
     }
+    false
 }
 
 #[derive(Deserialize)]
@@ -359,14 +380,17 @@ enum Reply {
 /// Most publishes one connection may have waiting for their commit before the reader stops reading.
 const MAX_IN_FLIGHT: usize = 256;
 
+/// Reads client frames until the peer goes away (`None`: nothing left to read), or the idle timeout or `stop`
+/// ends reading (`Some`: the stream, so the writer can finish the close handshake).
 async fn read_loop(
     state: AppState,
     p: Principal,
     session: SessionHandle,
     mut stream: SplitStream<WebSocket>,
     done: CancellationToken,
+    stop: CancellationToken,
     idle: std::sync::Arc<std::sync::atomic::AtomicBool>,
-) {
+) -> Option<SplitStream<WebSocket>> {
     let _guard = done.drop_guard();
     let limiter = socket_publish_limiter();
     // Publishes are pipelined: each is queued to the writer at once and acked, in order, when it commits.
@@ -374,34 +398,41 @@ async fn read_loop(
     let mut deadline = tokio::time::Instant::now() + state.config.idle_timeout;
     loop {
         let msg = tokio::select! {
+            () = stop.cancelled() => return Some(stream),
             Some(ack) = in_flight.next(), if !in_flight.is_empty() => {
                 if !session.send_control(ack) {
-                    return;
+                    return Some(stream);
                 }
                 continue;
             }
             m = stream.next(), if in_flight.len() < MAX_IN_FLIGHT => match m {
-                None | Some(Err(_)) => return,
+                None | Some(Err(_)) => return None,
                 Some(Ok(m)) => m,
             },
             () = tokio::time::sleep_until(deadline) => {
                 idle.store(true, std::sync::atomic::Ordering::Release);
                 tracing::debug!(client = session.id(), "idle timeout");
-                return;
+                return Some(stream);
             }
         };
         deadline = tokio::time::Instant::now() + state.config.idle_timeout;
         session.record_received();
         let reply = match msg {
             Message::Text(t) => handle_text(&state, &p, &limiter, t.as_str(), &session),
-            Message::Binary(_) => Reply::Now(Some(error_frame(&Value::Null, &Error::bad_request("bad_frame", "binary frames are not supported; send JSON text")))),
-            Message::Close(_) => return,
+            Message::Binary(_) => Reply::Now(Some(error_frame(
+                &Value::Null,
+                &Error::bad_request(
+                    "bad_frame",
+                    "binary frames are not supported; send JSON text",
+                ),
+            ))),
+            Message::Close(_) => return None,
             Message::Ping(_) | Message::Pong(_) => Reply::Now(None),
         };
         match reply {
             Reply::Now(Some(r)) => {
                 if !session.send_control(r) {
-                    return;
+                    return Some(stream);
                 }
             }
             Reply::Now(None) => {}
@@ -410,10 +441,23 @@ async fn read_loop(
     }
 }
 
-fn handle_text(state: &AppState, p: &Principal, limiter: &governor::DefaultDirectRateLimiter, text: &str, session: &SessionHandle) -> Reply {
-    let id = serde_json::from_str::<Value>(text).ok().and_then(|v| v.get("id").cloned()).unwrap_or(Value::Null);
+fn handle_text(
+    state: &AppState,
+    p: &Principal,
+    limiter: &governor::DefaultDirectRateLimiter,
+    text: &str,
+    session: &SessionHandle,
+) -> Reply {
+    let id = serde_json::from_str::<Value>(text)
+        .ok()
+        .and_then(|v| v.get("id").cloned())
+        .unwrap_or(Value::Null);
     let parsed: Result<ClientFrame, Error> = parse_json(text.as_bytes()).map_err(|e| {
-        let code = if e.kind() == switchboard_core::ErrorKind::BadRequest { "bad_frame" } else { "invalid_frame" };
+        let code = if e.kind() == switchboard_core::ErrorKind::BadRequest {
+            "bad_frame"
+        } else {
+            "invalid_frame"
+        };
         Error::bad_request(code, e.message().to_owned())
     });
     match parsed.and_then(|f| handle_frame(state, p, session, limiter, f)) {
@@ -423,21 +467,43 @@ fn handle_text(state: &AppState, p: &Principal, limiter: &governor::DefaultDirec
 }
 
 /// Acks a committed write, or reports why it failed, once it completes.
-fn ack_when_committed(id: Value, write: impl std::future::Future<Output = Result<switchboard_core::Published, Error>> + Send + 'static) -> Reply {
+fn ack_when_committed(
+    id: Value,
+    write: impl std::future::Future<Output = Result<switchboard_core::Published, Error>>
+    + Send
+    + 'static,
+) -> Reply {
     Reply::Later(Box::pin(async move {
         match write.await {
-            Ok(published) => frame(json!({"type": "ack", "id": id, "ok": true, "seq": published.seq})),
+            Ok(published) => {
+                frame(json!({"type": "ack", "id": id, "ok": true, "seq": published.seq}))
+            }
             Err(e) => error_frame(&id, &e),
         }
     }))
 }
 
-fn handle_frame(state: &AppState, p: &Principal, session: &SessionHandle, limiter: &governor::DefaultDirectRateLimiter, f: ClientFrame) -> Result<Reply, Error> {
+fn handle_frame(
+    state: &AppState,
+    p: &Principal,
+    session: &SessionHandle,
+    limiter: &governor::DefaultDirectRateLimiter,
+    f: ClientFrame,
+) -> Result<Reply, Error> {
     match f {
-        ClientFrame::Subscribe { id, channel, since, epoch } => {
+        ClientFrame::Subscribe {
+            id,
+            channel,
+            since,
+            epoch,
+        } => {
             let pat = Pattern::parse(&channel)?;
             p.check_subscribe(&pat)?;
-            let opts = SubscribeOpts { since, epoch, private_ok: p.private_ok(&pat) };
+            let opts = SubscribeOpts {
+                since,
+                epoch,
+                private_ok: p.private_ok(&pat),
+            };
             // The ack is queued by the bus itself, ahead of this subscription's replay.
             session.subscribe(pat, opts, |s| {
                 let mut v = json!({"type": "ack", "id": id, "ok": true});
@@ -451,24 +517,40 @@ fn handle_frame(state: &AppState, p: &Principal, session: &SessionHandle, limite
         ClientFrame::Unsubscribe { id, channel } => {
             let pat = Pattern::parse(&channel)?;
             let existed = session.unsubscribe(&pat);
-            Ok(Reply::Now(Some(frame(json!({"type": "ack", "id": id, "ok": true, "existed": existed})))))
+            Ok(Reply::Now(Some(frame(
+                json!({"type": "ack", "id": id, "ok": true, "existed": existed}),
+            ))))
         }
-        ClientFrame::Publish { id, channel, event, data } => {
+        ClientFrame::Publish {
+            id,
+            channel,
+            event,
+            data,
+        } => {
             if limiter.check().is_err() {
                 return Err(Error::rate_limited());
             }
             let draft = EventDraft::new(channel, event, data, Source::Ws)?;
             p.check_publish(&draft.channel)?;
             let hub = state.hub.clone();
-            Ok(ack_when_committed(id, async move { hub.publish(draft).await }))
+            Ok(ack_when_committed(
+                id,
+                async move { hub.publish(draft).await },
+            ))
         }
         ClientFrame::Ping { id } => Ok(Reply::Now(Some(frame(json!({"type": "pong", "id": id}))))),
-        ClientFrame::Answer { id, question_id, answer } => {
+        ClientFrame::Answer {
+            id,
+            question_id,
+            answer,
+        } => {
             if limiter.check().is_err() {
                 return Err(Error::rate_limited());
             }
             let hub = state.hub.clone();
-            Ok(ack_when_committed(id, async move { hub.answer_question(&question_id, answer, Source::Ws).await }))
+            Ok(ack_when_committed(id, async move {
+                hub.answer_question(&question_id, answer, Source::Ws).await
+            }))
         }
     }
 }
