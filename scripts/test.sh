@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The whole test suite. On a fresh Debian 12 machine it first installs what is missing (skipping whatever is
+# already there); then cargo fmt --check, clippy with -D warnings, and every test: unit, end-to-end against the
+# real binary, and the Node client tests (tests/js, driven by tests/external_clients.rs).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+# Builds live outside the clone so a second run (or a fresh clone on the same machine) reuses them.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/switchboard-target}"
+
+step() { printf '\n== %s\n' "$*"; }
+
+# System packages: a C compiler (bundled SQLite), Node and npm (external-client tests).
+missing=()
+command -v cc >/dev/null 2>&1 || missing+=(build-essential)
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+if [ ${#missing[@]} -gt 0 ]; then
+  step "apt-get install ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+
+# Node packages for tests/js, reinstalled only when the lock file changed.
+if [ ! -f tests/js/node_modules/.package-lock.json ] || ! cmp -s tests/js/package-lock.json tests/js/node_modules/.switchboard-lock; then
+  step "npm ci (tests/js)"
+  npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
+  cp tests/js/package-lock.json tests/js/node_modules/.switchboard-lock
+fi
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo test"
+cargo test --workspace --locked
