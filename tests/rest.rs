@@ -525,3 +525,55 @@ async fn dev_webhook_endpoints_over_raw_http() {
         (Some(true), Some(3))
     );
 }
+
+#[tokio::test]
+async fn answers_from_ws_and_rest_reach_question_subscribers() {
+    let hub = TestHub::start(&[]);
+    let c = http();
+    let mut watcher = ws_connect(&hub.ws_url("/ws?channels=questions")).await;
+    next_of_type(&mut watcher, "ack", Duration::from_secs(5)).await;
+    let mut answerer = ws_connect(&hub.ws_url("/ws")).await;
+    next_of_type(&mut answerer, "connected", Duration::from_secs(5)).await;
+
+    send_json(
+        &mut answerer,
+        json!({"type": "answer", "id": 9, "question_id": "q-1", "answer": "yes"}),
+    )
+    .await;
+    let ack = next_of_type(&mut answerer, "ack", Duration::from_secs(5)).await;
+    assert_eq!(
+        (ack["id"].as_i64(), ack["ok"].as_bool()),
+        (Some(9), Some(true))
+    );
+    let (s, b) = call(
+        c.post(format!("{}/api/questions/q-2/answer", hub.url))
+            .json(&json!({"answer": {"pick": 2}})),
+    )
+    .await;
+    assert_eq!(s, 202, "{b}");
+
+    let a = next_of_type(&mut watcher, "event", Duration::from_secs(5)).await;
+    assert_eq!(
+        (a["event"].as_str(), a["source"].as_str()),
+        (Some("answer"), Some("ws"))
+    );
+    assert_eq!(
+        a["data"],
+        json!({"question_id": "q-1", "answer": "yes", "answered_by": "ws"})
+    );
+    let b = next_of_type(&mut watcher, "event", Duration::from_secs(5)).await;
+    assert_eq!(
+        b["data"],
+        json!({"question_id": "q-2", "answer": {"pick": 2}, "answered_by": "rest"})
+    );
+
+    let (s, b) = call(
+        c.post(format!("{}/api/questions/q-3/answer", hub.url))
+            .json(&json!({"reply": 1})),
+    )
+    .await;
+    assert_eq!((s, error_code(&b).as_str()), (422, "invalid_field"));
+    // A plain GET on the WebSocket endpoint gets the JSON error shape too.
+    let (s, b) = call(c.get(format!("{}/ws", hub.url))).await;
+    assert_eq!((s, error_code(&b).as_str()), (400, "not_websocket"));
+}

@@ -187,9 +187,11 @@ pub struct AnswerBody {
 
 pub async fn answer_question(
     State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
     Path(id): Path<String>,
     ApiJson(b): ApiJson<AnswerBody>,
 ) -> ApiResult<Response> {
+    p.check_publish(switchboard_core::hub::QUESTIONS_CHANNEL)?;
     let published = s.hub.answer_question(&id, b.answer, Source::Rest).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({"seq": published.seq}))).into_response())
 }

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use axum::Extension;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, header};
@@ -126,7 +127,7 @@ pub async fn ws_root(
     p: Extension<Principal>,
     q: Query<HashMap<String, String>>,
     headers: HeaderMap,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
     upgrade(state, p, q, headers, ws, None).await
 }
@@ -137,7 +138,7 @@ pub async fn ws_named(
     Path(client_id): Path<String>,
     q: Query<HashMap<String, String>>,
     headers: HeaderMap,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
     upgrade(state, p, q, headers, ws, Some(client_id)).await
 }
@@ -147,9 +148,15 @@ async fn upgrade(
     Extension(p): Extension<Principal>,
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     client_id: Option<String>,
 ) -> ApiResult<Response> {
+    let ws = ws.map_err(|r| {
+        Error::bad_request(
+            "not_websocket",
+            format!("this endpoint takes a WebSocket upgrade: {}", r.body_text()),
+        )
+    })?;
     if let Some(id) = &client_id
         && !valid_client_id(id)
     {
@@ -305,12 +312,13 @@ async fn write_loop(
                 }
                 return false;
             }
+            // Before events, so a busy stream still pings and its client's pongs keep it from idling out.
+            _ = ping.tick() => Message::Ping(Bytes::new()),
             d = session.next() => match d {
                 Some(Delivery::Event(e)) => text(e.ws_frame()),
                 Some(Delivery::Control(b)) => text(&b),
                 None => break,
             },
-            _ = ping.tick() => Message::Ping(Bytes::new()),
         };
         if send_or_stop(&mut sink, msg, &[&cut, &shutdown])
             .await
@@ -547,6 +555,7 @@ fn handle_frame(
             if limiter.check().is_err() {
                 return Err(Error::rate_limited());
             }
+            p.check_publish(switchboard_core::hub::QUESTIONS_CHANNEL)?;
             let hub = state.hub.clone();
             Ok(ack_when_committed(id, async move {
                 hub.answer_question(&question_id, answer, Source::Ws).await
