@@ -527,52 +527,42 @@ async fn dev_webhook_endpoints_over_raw_http() {
 }
 
 #[tokio::test]
-async fn answers_from_ws_and_rest_reach_question_subscribers() {
+async fn answers_to_unknown_questions_are_refused() {
+    // The positive path (ask_user answered over WS, REST or the window) is in tests/mcp.rs.
     let hub = TestHub::start(&[]);
     let c = http();
-    let mut watcher = ws_connect(&hub.ws_url("/ws?channels=questions")).await;
-    next_of_type(&mut watcher, "ack", Duration::from_secs(5)).await;
-    let mut answerer = ws_connect(&hub.ws_url("/ws")).await;
-    next_of_type(&mut answerer, "connected", Duration::from_secs(5)).await;
-
+    let (s, q) = call(c.get(format!("{}/api/questions", hub.url))).await;
+    assert_eq!((s, &q), (200, &json!({"questions": []})));
+    let mut ws = ws_connect(&hub.ws_url("/ws")).await;
+    next_of_type(&mut ws, "connected", Duration::from_secs(5)).await;
     send_json(
-        &mut answerer,
+        &mut ws,
         json!({"type": "answer", "id": 9, "question_id": "q-1", "answer": "yes"}),
     )
     .await;
-    let ack = next_of_type(&mut answerer, "ack", Duration::from_secs(5)).await;
+    let e = next_of_type(&mut ws, "error", Duration::from_secs(5)).await;
     assert_eq!(
-        (ack["id"].as_i64(), ack["ok"].as_bool()),
-        (Some(9), Some(true))
+        (e["id"].as_i64(), e["error"]["code"].as_str()),
+        (Some(9), Some("not_found"))
     );
     let (s, b) = call(
         c.post(format!("{}/api/questions/q-2/answer", hub.url))
             .json(&json!({"answer": {"pick": 2}})),
     )
     .await;
-    assert_eq!(s, 202, "{b}");
-
-    let a = next_of_type(&mut watcher, "event", Duration::from_secs(5)).await;
-    assert_eq!(
-        (a["event"].as_str(), a["source"].as_str()),
-        (Some("answer"), Some("ws"))
-    );
-    assert_eq!(
-        a["data"],
-        json!({"question_id": "q-1", "answer": "yes", "answered_by": "ws"})
-    );
-    let b = next_of_type(&mut watcher, "event", Duration::from_secs(5)).await;
-    assert_eq!(
-        b["data"],
-        json!({"question_id": "q-2", "answer": {"pick": 2}, "answered_by": "rest"})
-    );
-
+    assert_eq!((s, error_code(&b).as_str()), (404, "not_found"));
     let (s, b) = call(
         c.post(format!("{}/api/questions/q-3/answer", hub.url))
             .json(&json!({"reply": 1})),
     )
     .await;
     assert_eq!((s, error_code(&b).as_str()), (422, "invalid_field"));
+    let (_, ev) = call(c.get(format!("{}/api/events", hub.url))).await;
+    assert_eq!(
+        ev["events"],
+        json!([]),
+        "a refused answer publishes nothing"
+    );
     // A plain GET on the WebSocket endpoint gets the JSON error shape too.
     let (s, b) = call(c.get(format!("{}/ws", hub.url))).await;
     assert_eq!((s, error_code(&b).as_str()), (400, "not_websocket"));

@@ -1,11 +1,4 @@
-//! `switchboard`: the headless hub and its shell clients.
-//!
-//! - `main.rs`: the command line (clap) and dispatch.
-//! - [`config`]: flag > env > `switchboard.toml` > default for `serve`.
-//! - [`client`]: `tail`, `publish` and `agents …` over the hub's public API.
-
-mod client;
-mod config;
+//! `switchboard`: the command line (clap) and dispatch; the work is in the `switchboard` library.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -15,8 +8,9 @@ use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::client::HubClient;
-use crate::config::{CommonArgs, ServeArgs};
+use switchboard::client::HubClient;
+use switchboard::config::{self, CommonArgs, ServeArgs};
+use switchboard::{DEFAULT_HUB_URL, autostart};
 
 #[derive(Parser)]
 #[command(
@@ -67,6 +61,21 @@ enum Command {
         event: String,
         /// Event data as JSON [default: null].
         data: Option<String>,
+    },
+    /// MCP over stdio for IDEs: bridges to the hub, starting one in the background if none answers.
+    Mcp {
+        #[command(flatten)]
+        hub: HubArgs,
+    },
+    /// Print the MCP config for an IDE: claude, cursor or vscode.
+    Ide {
+        /// claude, cursor or vscode.
+        name: String,
+        /// Point the IDE at the hub's /mcp over HTTP (with the token) instead of running `switchboard mcp`.
+        #[arg(long)]
+        http: bool,
+        #[command(flatten)]
+        hub: HubArgs,
     },
     /// Agent CRUD.
     Agents {
@@ -141,7 +150,7 @@ async fn serve(args: ServeArgs, common: CommonArgs) -> Result<ExitCode> {
     let file = config::load_file(&common)?;
     let cfg = config::server_config(&args, &common, file);
     let stop = CancellationToken::new();
-    let running = match switchboard_server::start(cfg, stop.clone()).await {
+    let running = match switchboard::start(cfg, stop.clone()).await {
         Ok(r) => r,
         Err(e) => {
             eprintln!("switchboard: {e}");
@@ -166,8 +175,42 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     let file = config::load_file(&cli.common)?;
     let data_dir = config::data_dir(&cli.common, &file);
     let client = |h: HubArgs| HubClient::new(h.hub.or(file.hub.clone()), h.token, &data_dir);
+    let hub_url = |h: &HubArgs| {
+        h.hub
+            .clone()
+            .or(file.hub.clone())
+            .unwrap_or_else(|| DEFAULT_HUB_URL.into())
+            .trim_end_matches('/')
+            .to_owned()
+    };
+    let token = |h: &HubArgs| {
+        h.token
+            .clone()
+            .or_else(|| {
+                std::fs::read_to_string(data_dir.join("token"))
+                    .ok()
+                    .map(|t| t.trim().to_owned())
+            })
+            .filter(|t| !t.is_empty())
+    };
     match cli.command {
         Command::Serve(args) => return serve(args, cli.common).await,
+        Command::Mcp { hub } => {
+            let url = hub_url(&hub);
+            autostart::ensure_hub(&url, &data_dir, cli.common.config.as_deref()).await?;
+            // Read after the hub is up: a hub it just started may have just written the token.
+            switchboard_mcp::bridge::run(&format!("{url}/mcp"), token(&hub)).await?;
+        }
+        Command::Ide { name, http, hub } => {
+            let ide = switchboard_mcp::ide::Ide::parse(&name)
+                .with_context(|| format!("no IDE named {name:?}; try claude, cursor or vscode"))?;
+            let target = switchboard::ide_target(&hub_url(&hub), token(&hub), &data_dir);
+            let s = switchboard_mcp::ide::snippet(ide, http, &target);
+            if let Some(file) = s.file {
+                eprintln!("# add to {file}");
+            }
+            println!("{}", s.text);
+        }
         Command::Tail {
             hub,
             channel,
@@ -239,8 +282,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    // rmcp logs every session at info; that is noise in a hub's log.
     init_tracing(if matches!(cli.command, Command::Serve(_)) {
-        "info"
+        "info,rmcp=warn"
     } else {
         "warn"
     });

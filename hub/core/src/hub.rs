@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::bus::{Bus, BusConfig, ClientInfo, Session};
 use crate::error::{Error, Result};
 use crate::model::{Agent, AgentPatch, Event, EventDraft, NewAgent, Pattern, Source};
+use crate::questions::{Answer, PendingQuestion, Questions};
 use crate::store::{AgentQuery, Committed, Retention, Store, Write};
 
 /// The channel questions and answers travel on unless a question names another.
@@ -52,6 +53,7 @@ pub struct Hub {
 }
 
 struct HubInner {
+    questions: Questions,
     store: Store,
     bus: Bus,
     config: HubConfig,
@@ -77,6 +79,7 @@ impl Hub {
         .map_err(Error::internal)??;
         let hub = Hub {
             inner: Arc::new(HubInner {
+                questions: Questions::default(),
                 store,
                 bus,
                 config,
@@ -212,29 +215,90 @@ impl Hub {
         }
     }
 
-    /// Publishes an answer to an `ask_user` question as the event `answer` on the questions channel. The first
-    /// answer is the one `ask_user` returns.
+    /// Asks the user a question: registers it as pending and publishes `question {question_id, question}` on
+    /// `channel` (default `questions`). [`AskedQuestion::answer`] waits for the first answer.
     ///
     /// # Errors
-    /// 422 for an empty question id.
+    /// 422 for an empty or over-long question or a bad channel.
+    pub async fn ask(
+        &self,
+        question: String,
+        channel: Option<String>,
+        source: Source,
+    ) -> Result<AskedQuestion> {
+        let n = question.chars().count();
+        if question.trim().is_empty() || n > 4000 {
+            return Err(Error::invalid("question", "must be 1–4000 characters"));
+        }
+        let channel = channel.unwrap_or_else(|| QUESTIONS_CHANNEL.to_owned());
+        crate::model::check_channel("channel", &channel)?;
+        let question_id = uuid::Uuid::new_v4().to_string();
+        let info = PendingQuestion {
+            question_id: question_id.clone(),
+            question: question.clone(),
+            channel: channel.clone(),
+            asked_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        };
+        let data = json!({"question_id": question_id, "question": question});
+        let draft = EventDraft::new(channel, "question", data, source)?;
+        // Registered before it is published, so an answer can never arrive for an unknown question.
+        let rx = self.inner.questions.open(info);
+        if let Err(e) = self.publish(draft).await {
+            self.inner.questions.take(&question_id);
+            return Err(e);
+        }
+        Ok(AskedQuestion {
+            hub: self.clone(),
+            question_id,
+            rx: Some(rx),
+        })
+    }
+
+    /// The questions waiting for an answer, oldest first.
+    pub fn pending_questions(&self) -> Vec<PendingQuestion> {
+        self.inner.questions.list()
+    }
+
+    /// Answers a pending question. The first answer wins: it is handed to the asker and published as `answer
+    /// {question_id, answer, answered_by}` on the question's channel.
+    ///
+    /// # Errors
+    /// 404 when no such question is pending (never asked, answered already, or expired).
     pub async fn answer_question(
         &self,
         question_id: &str,
         answer: Value,
         answered_by: Source,
     ) -> Result<Published> {
-        if question_id.is_empty() || question_id.len() > 120 {
-            return Err(Error::invalid("question_id", "must be 1–120 characters"));
-        }
+        let Some((info, reply)) = self.inner.questions.take(question_id) else {
+            return Err(Error::not_found(format!(
+                "no pending question {question_id:?}: never asked, answered already, or expired"
+            )));
+        };
         let data =
             json!({"question_id": question_id, "answer": answer, "answered_by": answered_by});
-        self.publish(EventDraft::new(
-            QUESTIONS_CHANNEL,
-            "answer",
-            data,
-            answered_by,
-        )?)
-        .await
+        let published = self
+            .publish(EventDraft::new(
+                info.channel.clone(),
+                "answer",
+                data,
+                answered_by,
+            )?)
+            .await;
+        match published {
+            Ok(p) => {
+                // The asker may have given up in the meantime; the answer is logged either way.
+                let _ = reply.send(Answer {
+                    answer,
+                    answered_by,
+                });
+                Ok(p)
+            }
+            Err(e) => {
+                self.inner.questions.restore(info, reply);
+                Err(e)
+            }
+        }
     }
 
     /// Runs retention once.
@@ -270,6 +334,48 @@ impl Hub {
 
     /// Commits every queued write and stops the writer. Later writes fail with `Unavailable`.
     pub async fn shutdown(&self) {
+        // Nobody will answer now: let waiting askers go.
+        self.inner.questions.clear();
         self.inner.store.shutdown().await;
+    }
+}
+
+/// A question that was asked and may still be pending. Dropping it withdraws the question.
+pub struct AskedQuestion {
+    hub: Hub,
+    pub question_id: String,
+    rx: Option<tokio::sync::oneshot::Receiver<Answer>>,
+}
+
+impl AskedQuestion {
+    /// Waits for the first answer. `None` when `timeout` passes or `cancel` fires first; the question is then
+    /// withdrawn and `question.expired {question_id}` is published on its channel.
+    pub async fn answer(mut self, timeout: Duration, cancel: &CancellationToken) -> Option<Answer> {
+        let rx = self.rx.take()?;
+        tokio::select! {
+            r = rx => r.ok(),
+            () = tokio::time::sleep(timeout) => None,
+            () = cancel.cancelled() => None,
+        }
+    }
+}
+
+impl Drop for AskedQuestion {
+    fn drop(&mut self) {
+        let Some((info, _)) = self.hub.inner.questions.take(&self.question_id) else {
+            return;
+        };
+        let hub = self.hub.clone();
+        let data = json!({"question_id": info.question_id});
+        if let (Ok(draft), Ok(rt)) = (
+            EventDraft::new(info.channel, "question.expired", data, Source::System),
+            tokio::runtime::Handle::try_current(),
+        ) {
+            rt.spawn(async move {
+                if let Err(e) = hub.publish(draft).await {
+                    tracing::debug!(error = %e, "could not publish question.expired");
+                }
+            });
+        }
     }
 }

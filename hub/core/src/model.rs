@@ -16,6 +16,7 @@ pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
 
 /// An agent as stored and as every transport shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Agent {
     pub id: String,
     pub name: String,

@@ -44,8 +44,8 @@ async fn count_requests(State(n): State<Arc<AtomicU64>>, req: Request, next: Nex
     next.run(req).await
 }
 
-/// Every route, behind the §10 guard, CORS and the body limit.
-pub fn router(state: AppState) -> Router {
+/// Every route, plus `extra` (the MCP endpoints), behind the §10 guard, CORS and the body limit.
+pub fn router(state: AppState, extra: Router) -> Router {
     let api = Router::new()
         .route("/health", get(rest::health))
         .route("/metrics", get(metrics::metrics))
@@ -66,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/channels", get(rest::list_channels))
         .route("/api/channels/{name}", get(rest::get_channel))
         .route("/api/clients", get(rest::list_clients))
+        .route("/api/questions", get(rest::list_questions))
         .route("/api/questions/{id}/answer", post(rest::answer_question))
         .route("/api/dev/webhook", post(rest::dev_webhook))
         .route("/api/dev/trigger", post(rest::dev_trigger))
@@ -74,13 +75,14 @@ pub fn router(state: AppState) -> Router {
         .route("/events", get(sse::events))
         .route("/ws", get(ws::ws_root))
         .route("/ws/{client_id}", get(ws::ws_named))
-        .fallback(rest::not_found);
+        .fallback(rest::not_found)
+        .with_state(state.clone())
+        .merge(extra);
     let counter = state.http_requests.clone();
     api.layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .layer(state.policy.cors())
         .layer(middleware::from_fn_with_state(counter, count_requests))
-        .with_state(state)
 }
 
 /// A hub that is listening.
@@ -100,6 +102,19 @@ pub struct RunningHub {
 pub async fn start(
     config: ServerConfig,
     shutdown: CancellationToken,
+) -> Result<RunningHub, StartError> {
+    start_with(config, shutdown, |_| Router::new()).await
+}
+
+/// [`start`], with extra routes built from the running state (the app mounts MCP here). They sit behind the same
+/// Host, Origin and token checks as every other route.
+///
+/// # Errors
+/// As [`start`].
+pub async fn start_with(
+    config: ServerConfig,
+    shutdown: CancellationToken,
+    extra: impl FnOnce(&AppState) -> Router,
 ) -> Result<RunningHub, StartError> {
     if !config.bind.is_loopback() && !config.require_token {
         return Err(StartError::InsecureBind(config.bind));
@@ -125,8 +140,10 @@ pub async fn start(
         shutdown: shutdown.clone(),
         tasks: TaskTracker::new(),
         http_requests: Arc::new(AtomicU64::new(0)),
+        url: format!("http://{addr}"),
     };
-    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let extra = extra(&state);
+    let app = router(state.clone(), extra).into_make_service_with_connect_info::<SocketAddr>();
     let stop = shutdown.clone();
     let server = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -147,7 +164,7 @@ pub async fn start(
 impl RunningHub {
     /// `http://ADDR`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.state.url.clone()
     }
 
     /// Waits for the shutdown token, then closes sockets (1001), finishes in-flight requests, commits every queued

@@ -21,5 +21,6 @@ pub mod sse;
 pub mod state;
 pub mod ws;
 
-pub use app::{RunningHub, StartError, router, start};
+pub use app::{RunningHub, StartError, router, start, start_with};
 pub use config::ServerConfig;
+pub use state::AppState;

@@ -41,6 +41,7 @@ pub async fn health(State(s): State<AppState>) -> Json<Value> {
         "connections": s.hub.bus().connection_count(),
         "last_seq": s.hub.last_seq(),
         "epoch": s.hub.epoch(),
+        "pid": std::process::id(),
     }))
 }
 
@@ -177,6 +178,10 @@ pub async fn get_channel(
 
 pub async fn list_clients(State(s): State<AppState>) -> Json<Value> {
     Json(json!({"clients": s.hub.bus().clients()}))
+}
+
+pub async fn list_questions(State(s): State<AppState>) -> Json<Value> {
+    Json(json!({"questions": s.hub.pending_questions()}))
 }
 
 #[derive(Deserialize)]

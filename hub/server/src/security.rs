@@ -113,8 +113,16 @@ impl Policy {
                 header::CONTENT_TYPE,
                 header::IF_MATCH,
                 header::HeaderName::from_static("last-event-id"),
+                header::HeaderName::from_static("mcp-session-id"),
+                header::HeaderName::from_static("mcp-protocol-version"),
+                header::HeaderName::from_static("mcp-method"),
+                header::HeaderName::from_static("mcp-name"),
             ])
-            .expose_headers([header::ETAG, header::RETRY_AFTER])
+            .expose_headers([
+                header::ETAG,
+                header::RETRY_AFTER,
+                header::HeaderName::from_static("mcp-session-id"),
+            ])
             .max_age(std::time::Duration::from_secs(600))
     }
 }

@@ -22,6 +22,8 @@ pub struct AppState {
     /// Tracks WebSocket tasks so shutdown can wait for their close frames.
     pub tasks: TaskTracker,
     pub http_requests: Arc<AtomicU64>,
+    /// `http://ADDR` as bound.
+    pub url: String,
 }
 
 impl AppState {

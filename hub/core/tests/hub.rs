@@ -1,5 +1,4 @@
-//! Retention and resume limits on a real SQLite file: pruning keeps the newest events, a `since` older than what
-//! is kept is not recovered, and a recent one replays exactly what is left.
+//! The core on a real SQLite file: retention and resume limits, failed writes, and questions.
 
 use std::time::Duration;
 
@@ -146,4 +145,68 @@ async fn a_failed_write_leaves_no_row_and_no_event() {
             .is_err(),
         "a failed write produced an event"
     );
+}
+
+#[tokio::test]
+async fn the_first_answer_wins_and_unanswered_questions_expire() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hub = hub(tmp.path(), 100).await;
+    let mut s = hub.connect(ClientInfo {
+        id: "ui".into(),
+        transport: "test",
+        ..Default::default()
+    });
+    s.subscribe(
+        Pattern::parse("questions").unwrap(),
+        SubscribeOpts::default(),
+        |_| None,
+    )
+    .unwrap();
+    let never = tokio_util::sync::CancellationToken::new();
+
+    let q = hub.ask("Ship it?".into(), None, Source::Mcp).await.unwrap();
+    let id = q.question_id.clone();
+    assert_eq!(hub.pending_questions().len(), 1);
+    let waiter = tokio::spawn({
+        let never = never.clone();
+        async move { q.answer(Duration::from_secs(10), &never).await }
+    });
+    hub.answer_question(&id, json!("yes"), Source::Ws)
+        .await
+        .unwrap();
+    let second = hub
+        .answer_question(&id, json!("no"), Source::Rest)
+        .await
+        .unwrap_err();
+    assert_eq!(second.code(), "not_found", "only the first answer counts");
+    let got = waiter.await.unwrap().expect("answered");
+    assert_eq!((got.answer, got.answered_by), (json!("yes"), Source::Ws));
+    assert!(hub.pending_questions().is_empty());
+    let mut names = Vec::new();
+    while names.len() < 2 {
+        if let Some(Delivery::Event(e)) = s.next().await {
+            names.push(e.event().to_owned());
+        }
+    }
+    assert_eq!(names, ["question", "answer"]);
+
+    let q = hub
+        .ask("Still there?".into(), None, Source::Mcp)
+        .await
+        .unwrap();
+    assert!(
+        q.answer(Duration::from_millis(50), &never).await.is_none(),
+        "times out"
+    );
+    assert!(
+        hub.pending_questions().is_empty(),
+        "a timed-out question is withdrawn"
+    );
+    let mut last = String::new();
+    while last != "question.expired" {
+        if let Some(Delivery::Event(e)) = s.next().await {
+            last = e.event().to_owned();
+        }
+    }
+    assert!(hub.ask("   ".into(), None, Source::Mcp).await.is_err());
 }

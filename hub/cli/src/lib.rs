@@ -1,0 +1,82 @@
+//! The Switchboard app: the hub with every transport mounted, as `switchboard serve` (and later the desktop app)
+//! starts it, and the shell clients.
+//!
+//! - [`start`]: `switchboard-server` with the MCP routes of `switchboard-mcp` merged in.
+//! - [`config`]: flag > env > `switchboard.toml` > default for `serve`.
+//! - [`client`]: `tail`, `publish` and `agents …` over the hub's public API.
+//! - [`autostart`]: `switchboard mcp` finds a hub, or starts one in the background.
+
+pub mod autostart;
+pub mod client;
+pub mod config;
+
+use std::path::{Path, PathBuf};
+
+use switchboard_mcp::ide::Target;
+use switchboard_server::{RunningHub, ServerConfig, StartError};
+use tokio_util::sync::CancellationToken;
+
+/// Where client commands look for a hub when nothing says otherwise.
+pub const DEFAULT_HUB_URL: &str = "http://127.0.0.1:4747";
+
+/// Starts the hub with REST, WebSocket, SSE and MCP on one port.
+///
+/// # Errors
+/// As [`switchboard_server::start`].
+pub async fn start(
+    config: ServerConfig,
+    shutdown: CancellationToken,
+) -> Result<RunningHub, StartError> {
+    let data_dir = config.data_dir.clone();
+    let mcp_stop = shutdown.child_token();
+    switchboard_server::start_with(config, shutdown, move |state| {
+        let target = ide_target(
+            &state.url,
+            Some(state.auth.token().expose().to_owned()),
+            &data_dir,
+        );
+        let info = switchboard_mcp::McpInfo {
+            url: state.url.clone(),
+        };
+        switchboard_mcp::router(state.hub.clone(), info, target, mcp_stop)
+    })
+    .await
+}
+
+/// The command an IDE should run: `switchboard` when that is on `PATH` and is this binary, else this binary's
+/// full path.
+fn own_command() -> String {
+    let Ok(exe) = std::env::current_exe() else {
+        return "switchboard".into();
+    };
+    let exe = exe.canonicalize().unwrap_or(exe);
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join("switchboard"))
+            .find(|p| p.is_file())
+            .and_then(|p| p.canonicalize().ok())
+    });
+    if on_path.as_deref() == Some(exe.as_path()) {
+        "switchboard".into()
+    } else {
+        exe.display().to_string()
+    }
+}
+
+/// How an IDE reaches the hub at `hub_url` whose data dir is `data_dir`.
+pub fn ide_target(hub_url: &str, token: Option<String>, data_dir: &Path) -> Target {
+    let mut mcp_args = Vec::new();
+    if hub_url.trim_end_matches('/') != DEFAULT_HUB_URL {
+        mcp_args.extend(["--hub".to_owned(), hub_url.to_owned()]);
+    }
+    let default_dir: PathBuf = config::default_data_dir();
+    if data_dir != default_dir {
+        mcp_args.extend(["--data-dir".to_owned(), data_dir.display().to_string()]);
+    }
+    Target {
+        hub_url: hub_url.to_owned(),
+        command: own_command(),
+        mcp_args,
+        token,
+    }
+}
