@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite. On a fresh Debian 12 machine it first installs what is missing (skipping whatever is
 # already there); then cargo fmt --check, clippy with -D warnings, and every test: unit, end-to-end against the
-# real binary, and the Node client tests (tests/js, driven by tests/external_clients.rs).
+# real binary, and the Node and Python client tests (tests/js, tests/py, driven by tests/external_clients.rs).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -10,11 +10,13 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/switchboard-target}"
 
 step() { printf '\n== %s\n' "$*"; }
 
-# System packages: a C compiler (bundled SQLite), Node and npm (external-client tests).
+# System packages: a C compiler (bundled SQLite), Node and npm, Python with venv (external-client tests).
 missing=()
 command -v cc >/dev/null 2>&1 || missing+=(build-essential)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   step "apt-get install ${missing[*]}"
   apt-get update -qq
@@ -26,6 +28,15 @@ if [ ! -f tests/js/node_modules/.package-lock.json ] || ! cmp -s tests/js/packag
   step "npm ci (tests/js)"
   npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
   cp tests/js/package-lock.json tests/js/node_modules/.switchboard-lock
+fi
+
+# The Python MCP SDK for tests/py, in a venv, reinstalled only when requirements.txt changed.
+venv=tests/py/.venv
+if [ ! -x "$venv/bin/python" ] || ! cmp -s tests/py/requirements.txt "$venv/.switchboard-reqs"; then
+  step "pip install (tests/py)"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/py/requirements.txt
+  cp tests/py/requirements.txt "$venv/.switchboard-reqs"
 fi
 
 step "cargo fmt --check"

@@ -1,5 +1,5 @@
-//! Clients not written in Rust against the real binary: Node's `ws` and `eventsource` packages (tests/js).
-//! The test command installs them; this test runs `node --test` with the binary's path.
+//! Clients not written in Rust against the real binary: Node's `ws` and `eventsource` packages (tests/js), and
+//! the Python `mcp` SDK (tests/py). The test command installs them; these tests run them with the binary's path.
 
 mod common;
 
@@ -26,4 +26,30 @@ fn node_ws_and_eventsource_clients() {
     );
     println!("{text}");
     assert!(out.status.success(), "node tests failed:\n{text}");
+}
+
+#[test]
+fn python_mcp_sdk_over_stdio_and_http() {
+    let py = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/py");
+    let python = py.join(".venv/bin/python");
+    assert!(
+        python.is_file(),
+        "Python venv missing: run the test command (scripts/test.sh)"
+    );
+    let out = Command::new(&python)
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "."])
+        .current_dir(&py)
+        .env("SWITCHBOARD_BIN", common::BIN)
+        .output()
+        .expect("python");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{text}");
+    assert!(
+        out.status.success(),
+        "the Python MCP SDK tests failed:\n{text}"
+    );
 }
