@@ -186,3 +186,76 @@ fn shell_clients_publish_agents_and_tail() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no hub answers"));
 }
+
+#[test]
+fn ide_prints_the_same_config_as_the_hub_serves() {
+    let hub = TestHub::start(&[]);
+    let token = hub.token();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    for ide in ["claude", "cursor", "vscode"] {
+        for over_http in [false, true] {
+            let mut args = vec!["ide", ide, "--hub", hub.url.as_str()];
+            if over_http {
+                args.push("--http");
+            }
+            let out = Command::new(BIN)
+                .arg("--data-dir")
+                .arg(&hub.dir)
+                .args(&args)
+                .output()
+                .unwrap();
+            assert!(out.status.success());
+            let printed = String::from_utf8(out.stdout).unwrap();
+            let url = format!(
+                "{}/api/ide/{ide}{}",
+                hub.url,
+                if over_http { "?http=1" } else { "" }
+            );
+            let (status, served) = rt.block_on(call(http().get(url)));
+            assert_eq!(status, 200);
+            assert_eq!(
+                printed.trim_end(),
+                served["text"].as_str().unwrap(),
+                "{ide} http={over_http}"
+            );
+            assert_eq!(
+                served["transport"],
+                if over_http { "http" } else { "stdio" }
+            );
+            if over_http {
+                assert!(
+                    printed.contains(&format!("{}/mcp", hub.url)) && printed.contains(&token),
+                    "{printed}"
+                );
+            } else {
+                assert!(
+                    printed.contains("mcp")
+                        && printed.contains("--hub")
+                        && !printed.contains(&token),
+                    "{printed}"
+                );
+            }
+        }
+    }
+    let vscode: Value = serde_json::from_str(
+        &String::from_utf8(
+            Command::new(BIN)
+                .arg("--data-dir")
+                .arg(&hub.dir)
+                .args(["ide", "vscode", "--hub", &hub.url])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        vscode["servers"]["switchboard"]["type"], "stdio",
+        ".vscode/mcp.json's top-level key is servers"
+    );
+    let (status, body) = rt.block_on(call(http().get(format!("{}/api/ide/emacs", hub.url))));
+    assert_eq!((status, error_code(&body).as_str()), (404, "not_found"));
+    let out = Command::new(BIN).args(["ide", "emacs"]).output().unwrap();
+    assert!(!out.status.success());
+}
