@@ -17,18 +17,21 @@ command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   step "apt-get install ${missing[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
 fi
 
-# Node packages for tests/js, reinstalled only when the lock file changed.
-if [ ! -f tests/js/node_modules/.package-lock.json ] || ! cmp -s tests/js/package-lock.json tests/js/node_modules/.switchboard-lock; then
-  step "npm ci (tests/js)"
-  npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
-  cp tests/js/package-lock.json tests/js/node_modules/.switchboard-lock
-fi
+# Node packages for tests/js and tests/ui, each reinstalled only when its lock file changed.
+for dir in tests/js tests/ui; do
+  if [ ! -f "$dir/node_modules/.package-lock.json" ] || ! cmp -s "$dir/package-lock.json" "$dir/node_modules/.switchboard-lock"; then
+    step "npm ci ($dir)"
+    npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error
+    cp "$dir/package-lock.json" "$dir/node_modules/.switchboard-lock"
+  fi
+done
 
 # The Python MCP SDK for tests/py, in a venv, reinstalled only when requirements.txt changed.
 venv=tests/py/.venv

@@ -75,6 +75,8 @@ pub fn router(state: AppState, extra: Router) -> Router {
         .route("/events", get(sse::events))
         .route("/ws", get(ws::ws_root))
         .route("/ws/{client_id}", get(ws::ws_named))
+        .route("/api/connect", get(rest::connect_info))
+        .merge(crate::ui::routes())
         .fallback(rest::not_found)
         .with_state(state.clone())
         .merge(extra);

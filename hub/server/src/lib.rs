@@ -7,6 +7,7 @@
 //! - [`rest`]: the REST API (SPEC §3) and the dev-webhook compatibility endpoints.
 //! - [`ws`]: WebSocket `/ws` (SPEC §4).
 //! - [`sse`]: SSE `/events` and `/api/dev/events` (SPEC §5).
+//! - [`ui`]: the window's files, embedded, at `/`.
 //! - [`metrics`]: `/metrics` in Prometheus text.
 //! - [`error`]: core errors as HTTP responses, and the JSON body extractor.
 //! - [`state`]: the state every handler shares.
@@ -19,6 +20,7 @@ pub mod rest;
 pub mod security;
 pub mod sse;
 pub mod state;
+pub mod ui;
 pub mod ws;
 
 pub use app::{RunningHub, StartError, router, start, start_with};

@@ -45,6 +45,19 @@ pub async fn health(State(s): State<AppState>) -> Json<Value> {
     }))
 }
 
+/// `GET /api/connect`: what the window's Connect panel shows. The caller already passed the token check.
+pub async fn connect_info(State(s): State<AppState>) -> Json<Value> {
+    let ws = s.url.replacen("http", "ws", 1);
+    Json(json!({
+        "url": s.url,
+        "ws_url": format!("{ws}/ws"),
+        "sse_url": format!("{}/events", s.url),
+        "mcp_url": format!("{}/mcp", s.url),
+        "token": s.auth.token().expose(),
+        "require_token": s.auth.required(),
+    }))
+}
+
 pub async fn list_agents(State(s): State<AppState>, Query(q): Params) -> ApiResult<Json<Value>> {
     let limit = parse_num::<usize>(&q, "limit")?.unwrap_or(100);
     let query = AgentQuery {

@@ -183,7 +183,9 @@ fn check(state: &AppState, req: &mut Request) -> Result<(), Error> {
         ));
     }
     let path = req.uri().path();
-    let public = path == "/health" || req.method() == Method::OPTIONS;
+    let public = path == "/health"
+        || req.method() == Method::OPTIONS
+        || crate::ui::PUBLIC_PATHS.contains(&path);
     if let Some(limiter) = &state.ip_limiter
         && !public
     {
