@@ -18,6 +18,11 @@ command -v npm >/dev/null 2>&1 || missing+=(npm)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+# The desktop app (Tauri 2 on WebKitGTK) and its smoke test under Xvfb.
+for pkg in libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev pkg-config file \
+           xvfb xauth dbus-x11 imagemagick x11-utils xdotool; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
 if [ ${#missing[@]} -gt 0 ]; then
   step "apt-get install ${missing[*]}"
   apt-get update -qq

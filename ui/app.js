@@ -394,4 +394,12 @@ async function start() {
   loadAgents().catch((e) => console.warn('agents', e));
   loadQuestions().catch((e) => console.warn('questions', e));
 }
-start();
+// The desktop app shows a startup problem (for example the port taken by another program) instead of the log.
+const startupError = params.get('error');
+if (startupError) {
+  document.querySelector('main').replaceChildren(el('p', { className: 'startup-error', textContent: startupError }));
+  $('s-conn').textContent = 'no hub';
+  $('s-conn').className = 'dot down';
+} else {
+  start();
+}

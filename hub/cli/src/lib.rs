@@ -43,8 +43,9 @@ pub async fn start(
     .await
 }
 
-/// The command an IDE should run: `switchboard` when that is on `PATH` and is this binary, else this binary's
-/// full path.
+/// The command an IDE should run for `switchboard mcp`: `switchboard` when that is on `PATH` (and is this binary,
+/// when this binary is `switchboard`), else the full path of this binary or of a `switchboard` beside it (the
+/// desktop app embeds the hub but is not the CLI).
 fn own_command() -> String {
     let Ok(exe) = std::env::current_exe() else {
         return "switchboard".into();
@@ -56,10 +57,23 @@ fn own_command() -> String {
             .find(|p| p.is_file())
             .and_then(|p| p.canonicalize().ok())
     });
-    if on_path.as_deref() == Some(exe.as_path()) {
-        "switchboard".into()
-    } else {
-        exe.display().to_string()
+    if exe.file_name().is_some_and(|n| n == "switchboard") {
+        return if on_path.as_deref() == Some(exe.as_path()) {
+            "switchboard".into()
+        } else {
+            exe.display().to_string()
+        };
+    }
+    if on_path.is_some() {
+        return "switchboard".into();
+    }
+    match exe
+        .parent()
+        .map(|d| d.join("switchboard"))
+        .filter(|p| p.is_file())
+    {
+        Some(sibling) => sibling.display().to_string(),
+        None => "switchboard".into(),
     }
 }
 

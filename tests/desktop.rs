@@ -1,0 +1,214 @@
+//! Desktop smoke test under Xvfb: the built desktop binary starts with a temp data dir and port, `/health`
+//! answers, a window titled Switchboard exists and is not blank on a screenshot, and SIGTERM ends the app with
+//! exit code 0. Needs xvfb, xauth, dbus-x11, xdotool and imagemagick (the test command installs them).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_switchboard-desktop");
+
+struct Killed(Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn until<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn output(cmd: &mut Command) -> Option<String> {
+    let out = cmd.output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// A plain HTTP request on loopback; returns the body of a 2xx answer.
+fn request(port: u16, method: &str, path: &str, body: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to the hub");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 2"), "{out}");
+    out.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default()
+}
+
+fn get(port: u16, path: &str) -> String {
+    request(port, "GET", path, "")
+}
+
+#[test]
+fn desktop_app_under_xvfb() {
+    for tool in ["Xvfb", "dbus-launch", "xdotool", "import", "convert"] {
+        assert!(
+            output(Command::new("sh").args(["-c", &format!("command -v {tool}")])).is_some(),
+            "{tool} missing: run scripts/test.sh"
+        );
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let display = format!(":{}", 90 + free_port() % 400);
+    let _xvfb = Killed(
+        Command::new("Xvfb")
+            .args([
+                display.as_str(),
+                "-screen",
+                "0",
+                "1400x900x24",
+                "-nolisten",
+                "tcp",
+            ])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    until("Xvfb", Duration::from_secs(10), || {
+        output(Command::new("xdpyinfo").args(["-display", &display])).map(|_| ())
+    });
+    let dbus = output(
+        Command::new("dbus-launch")
+            .args(["--sh-syntax"])
+            .env("DISPLAY", &display),
+    )
+    .expect("dbus-launch");
+    let bus = dbus
+        .lines()
+        .find_map(|l| l.strip_prefix("DBUS_SESSION_BUS_ADDRESS='"))
+        .and_then(|l| l.split('\'').next())
+        .expect("bus address")
+        .to_owned();
+    let dbus_pid: Option<String> = dbus
+        .lines()
+        .find_map(|l| l.strip_prefix("DBUS_SESSION_BUS_PID="))
+        .map(|p| p.trim_end_matches(';').to_owned());
+
+    let port = free_port();
+    let mut app = Killed(
+        Command::new(BIN)
+            .args(["--port", &port.to_string(), "--data-dir"])
+            .arg(tmp.path())
+            .env("DISPLAY", &display)
+            .env("DBUS_SESSION_BUS_ADDRESS", &bus)
+            .env("WEBKIT_DISABLE_DMABUF_RENDERER", "1")
+            .env("WEBKIT_DISABLE_COMPOSITING_MODE", "1")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn the desktop app"),
+    );
+    let mut line = String::new();
+    BufReader::new(app.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(
+        line.trim(),
+        format!("switchboard listening on http://127.0.0.1:{port}")
+    );
+
+    let health = get(port, "/health");
+    assert!(health.contains("\"status\":\"ok\""), "{health}");
+
+    let window = until(
+        "a window titled Switchboard",
+        Duration::from_secs(30),
+        || {
+            output(
+                Command::new("xdotool")
+                    .args(["search", "--onlyvisible", "--name", "^Switchboard$"])
+                    .env("DISPLAY", &display),
+            )
+            .and_then(|ids| ids.lines().next().map(str::to_owned))
+        },
+    );
+    // A little traffic, so the shot shows the log at work.
+    request(
+        port,
+        "POST",
+        "/api/agents",
+        r#"{"name":"planner","model":"gpt-5","tags":["demo"]}"#,
+    );
+    request(
+        port,
+        "POST",
+        "/api/events",
+        r#"{"channel":"project:42","event":"build.done","data":{"ok":true,"ms":5120}}"#,
+    );
+    request(
+        port,
+        "POST",
+        "/api/dev/webhook",
+        r#"{"event_type":"deploy.finished","data":{"env":"staging"}}"#,
+    );
+    request(
+        port,
+        "POST",
+        "/api/events",
+        r#"{"channel":"global","event":"notice","data":{"text":"hello from the desktop smoke test"}}"#,
+    );
+    // Give the webview time to load the hub's page, then take the shot until it shows more than a blank fill.
+    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("desktop");
+    std::fs::create_dir_all(&shots).unwrap();
+    let shot = shots.join("window.png");
+    let colours = until("a non-blank screenshot", Duration::from_secs(30), || {
+        output(
+            Command::new("import")
+                .args(["-window", &window])
+                .arg(&shot)
+                .env("DISPLAY", &display),
+        )?;
+        let n: u32 = output(
+            Command::new("convert")
+                .arg(&shot)
+                .args(["-format", "%k", "info:"]),
+        )?
+        .parse()
+        .ok()?;
+        (n > 400).then_some(n)
+    });
+    println!("screenshot {} ({colours} colours)", shot.display());
+
+    let pid = app.0.id();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = until(
+        "the app to exit after SIGTERM",
+        Duration::from_secs(20),
+        || app.0.try_wait().unwrap(),
+    );
+    assert_eq!(status.code(), Some(0), "exit status after SIGTERM");
+    if let Some(p) = dbus_pid {
+        let _ = Command::new("kill").arg(p).status();
+    }
+}
