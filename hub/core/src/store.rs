@@ -126,13 +126,13 @@ fn now_rfc3339() -> String {
 }
 
 fn open_writer(path: &Path) -> Result<Connection> {
-    let conn = Connection::open(path)?;
+    let mut conn = Connection::open(path)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
+    // FULL: a 2xx answer means the change survives a power cut, not only a crash. Batching amortises the fsync.
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.busy_timeout(Duration::from_secs(5))?;
-    let mut tx_conn = conn;
-    migrate(&mut tx_conn)?;
-    Ok(tx_conn)
+    migrate(&mut conn)?;
+    Ok(conn)
 }
 
 fn migrate(conn: &mut Connection) -> Result<()> {
