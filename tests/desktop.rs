@@ -64,17 +64,31 @@ fn get(port: u16, path: &str) -> String {
     request(port, "GET", path, "")
 }
 
-#[test]
-fn desktop_app_under_xvfb() {
+/// An Xvfb display with its own D-Bus session, torn down on drop.
+struct XSession {
+    display: String,
+    bus: String,
+    _xvfb: Killed,
+    dbus_pid: Option<String>,
+}
+
+impl Drop for XSession {
+    fn drop(&mut self) {
+        if let Some(p) = &self.dbus_pid {
+            let _ = Command::new("kill").arg(p).status();
+        }
+    }
+}
+
+fn x_session() -> XSession {
     for tool in ["Xvfb", "dbus-launch", "xdotool", "import", "convert"] {
         assert!(
             output(Command::new("sh").args(["-c", &format!("command -v {tool}")])).is_some(),
             "{tool} missing: run scripts/test.sh"
         );
     }
-    let tmp = tempfile::tempdir().unwrap();
     let display = format!(":{}", 90 + free_port() % 400);
-    let _xvfb = Killed(
+    let xvfb = Killed(
         Command::new("Xvfb")
             .args([
                 display.as_str(),
@@ -103,18 +117,25 @@ fn desktop_app_under_xvfb() {
         .and_then(|l| l.split('\'').next())
         .expect("bus address")
         .to_owned();
-    let dbus_pid: Option<String> = dbus
+    let dbus_pid = dbus
         .lines()
         .find_map(|l| l.strip_prefix("DBUS_SESSION_BUS_PID="))
         .map(|p| p.trim_end_matches(';').to_owned());
+    XSession {
+        display,
+        bus,
+        _xvfb: xvfb,
+        dbus_pid,
+    }
+}
 
-    let port = free_port();
-    let mut app = Killed(
+fn desktop(x: &XSession, port: u16, dir: &std::path::Path) -> Killed {
+    Killed(
         Command::new(BIN)
             .args(["--port", &port.to_string(), "--data-dir"])
-            .arg(tmp.path())
-            .env("DISPLAY", &display)
-            .env("DBUS_SESSION_BUS_ADDRESS", &bus)
+            .arg(dir)
+            .env("DISPLAY", &x.display)
+            .env("DBUS_SESSION_BUS_ADDRESS", &x.bus)
             .env("WEBKIT_DISABLE_DMABUF_RENDERER", "1")
             .env("WEBKIT_DISABLE_COMPOSITING_MODE", "1")
             .env("RUST_LOG", "warn")
@@ -122,7 +143,36 @@ fn desktop_app_under_xvfb() {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn the desktop app"),
-    );
+    )
+}
+
+fn find_window(x: &XSession) -> String {
+    until(
+        "a window titled Switchboard",
+        Duration::from_secs(30),
+        || {
+            output(
+                Command::new("xdotool")
+                    .args(["search", "--onlyvisible", "--name", "^Switchboard$"])
+                    .env("DISPLAY", &x.display),
+            )
+            .and_then(|ids| ids.lines().next().map(str::to_owned))
+        },
+    )
+}
+
+fn window_clients(port: u16) -> usize {
+    get(port, "/api/clients")
+        .matches("\"id\":\"window-")
+        .count()
+}
+
+#[test]
+fn desktop_app_under_xvfb() {
+    let x = x_session();
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut app = desktop(&x, port, tmp.path());
     let mut line = String::new();
     BufReader::new(app.0.stdout.take().unwrap())
         .read_line(&mut line)
@@ -135,18 +185,7 @@ fn desktop_app_under_xvfb() {
     let health = get(port, "/health");
     assert!(health.contains("\"status\":\"ok\""), "{health}");
 
-    let window = until(
-        "a window titled Switchboard",
-        Duration::from_secs(30),
-        || {
-            output(
-                Command::new("xdotool")
-                    .args(["search", "--onlyvisible", "--name", "^Switchboard$"])
-                    .env("DISPLAY", &display),
-            )
-            .and_then(|ids| ids.lines().next().map(str::to_owned))
-        },
-    );
+    let window = find_window(&x);
     // A little traffic, so the shot shows the log at work.
     request(
         port,
@@ -181,7 +220,7 @@ fn desktop_app_under_xvfb() {
             Command::new("import")
                 .args(["-window", &window])
                 .arg(&shot)
-                .env("DISPLAY", &display),
+                .env("DISPLAY", &x.display),
         )?;
         let n: u32 = output(
             Command::new("convert")
@@ -208,7 +247,47 @@ fn desktop_app_under_xvfb() {
         || app.0.try_wait().unwrap(),
     );
     assert_eq!(status.code(), Some(0), "exit status after SIGTERM");
-    if let Some(p) = dbus_pid {
-        let _ = Command::new("kill").arg(p).status();
+}
+
+#[test]
+fn a_second_app_on_a_taken_port_attaches_to_that_hub() {
+    let x = x_session();
+    let port = free_port();
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut first = desktop(&x, port, a.path());
+    let mut line = String::new();
+    BufReader::new(first.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("switchboard listening on"), "{line}");
+    until(
+        "the first window to connect",
+        Duration::from_secs(30),
+        || (window_clients(port) == 1).then_some(()),
+    );
+    // Another D-Bus session, so the single-instance guard does not simply forward to the first app.
+    let y = x_session();
+    let mut second = desktop(&y, port, b.path());
+    until(
+        "the second window to connect to the first app's hub",
+        Duration::from_secs(30),
+        || (window_clients(port) == 2).then_some(()),
+    );
+    assert!(
+        second.0.try_wait().unwrap().is_none(),
+        "the attached app keeps running"
+    );
+    for app in [&mut second, &mut first] {
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &app.0.id().to_string()])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let status = until("exit after SIGTERM", Duration::from_secs(20), || {
+            app.0.try_wait().unwrap()
+        });
+        assert_eq!(status.code(), Some(0));
     }
 }
