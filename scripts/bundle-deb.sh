@@ -5,6 +5,8 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/switchboard-target}"
-[ -x node_modules/.bin/tauri ] || npm ci --no-audit --no-fund --loglevel=error
-npx tauri build --bundles deb "$@"
+# npm ci trips over the CLI's per-platform optional packages in the lock file; install honours the lock.
+[ -x node_modules/.bin/tauri ] || npm install --no-audit --no-fund --loglevel=error
+# The root manifest's default members are the headless crates; build the desktop package itself.
+npx tauri build --bundles deb "$@" -- -p switchboard-desktop
 ls -l "$CARGO_TARGET_DIR"/release/bundle/deb/*.deb
