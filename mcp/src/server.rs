@@ -496,14 +496,10 @@ impl SwitchboardMcp {
         let last_seq = self.hub.last_seq();
         let events = self
             .hub
-            .events(Some(pattern), a.since, limit)
+            .events(Some(pattern), a.since, limit, false)
             .await
             .map_err(tool_err)?;
-        let events = events
-            .iter()
-            .filter(|e| !switchboard_core::model::is_private(e.channel()))
-            .map(EventOut::from)
-            .collect();
+        let events = events.iter().map(EventOut::from).collect();
         Ok(Json(Events { events, last_seq }))
     }
 
@@ -810,12 +806,12 @@ impl ServerHandler for SwitchboardMcp {
             ));
         }
         if req.uri == EVENTS_URI {
-            let events = self.hub.events(None, None, 100).await.map_err(internal)?;
-            let events: Vec<EventOut> = events
-                .iter()
-                .filter(|e| !switchboard_core::model::is_private(e.channel()))
-                .map(EventOut::from)
-                .collect();
+            let events = self
+                .hub
+                .events(None, None, 100, false)
+                .await
+                .map_err(internal)?;
+            let events: Vec<EventOut> = events.iter().map(EventOut::from).collect();
             return Ok(Self::json_text(
                 &json!({"events": events, "last_seq": self.hub.last_seq()}),
                 req.uri,

@@ -71,7 +71,7 @@ function open(path) {
   });
 }
 
-test('ws: live events, then resume with ?since= gets exactly the missed ones', async () => {
+test('ws: live events, then resume with ?since= gets exactly the missed ones', { timeout: 20_000 }, async () => {
   const { ws, next } = await open('/ws?channels=agent:*');
   const hello = await next('connected');
   assert.equal(hello.heartbeat_s, 25);
@@ -106,9 +106,16 @@ test('ws: live events, then resume with ?since= gets exactly the missed ones', a
   again.ws.close();
 });
 
-test('eventsource: unnamed messages with id = seq, and Last-Event-ID resume', async () => {
+test('eventsource: unnamed messages with id = seq, and Last-Event-ID resume', { timeout: 20_000 }, async () => {
   const seen = [];
   const es = new EventSource(`${url}/events?channels=node:*`);
+  // The handler is in place before anything is published, so no message can slip past it.
+  const three = new Promise((resolve) => {
+    es.onmessage = (m) => {
+      seen.push({ id: m.lastEventId, env: JSON.parse(m.data) });
+      if (seen.length === 3) resolve();
+    };
+  });
   await new Promise((resolve, reject) => {
     es.onopen = resolve;
     es.onerror = reject;
@@ -117,12 +124,7 @@ test('eventsource: unnamed messages with id = seq, and Last-Event-ID resume', as
     const r = await api('POST', '/api/events', { channel: `node:${i}`, event: 'tick', data: { i } });
     assert.equal(r.status, 202);
   }
-  await new Promise((resolve) => {
-    es.onmessage = (m) => {
-      seen.push({ id: m.lastEventId, env: JSON.parse(m.data) });
-      if (seen.length === 3) resolve();
-    };
-  });
+  await three;
   es.close();
   assert.deepEqual(seen.map((s) => s.env.data.i), [0, 1, 2]);
   for (const s of seen) assert.equal(s.id, String(s.env.seq));
@@ -141,7 +143,7 @@ test('eventsource: unnamed messages with id = seq, and Last-Event-ID resume', as
   assert.equal(first.seq, Number(lastId) + 1);
 });
 
-test('eventsource: the dev-webhook stream says connected, then {type, data, timestamp}', async () => {
+test('eventsource: the dev-webhook stream says connected, then {type, data, timestamp}', { timeout: 20_000 }, async () => {
   const es = new EventSource(`${url}/api/dev/events`);
   const msgs = [];
   // The subscription exists before the connected message is sent, so publish only after it arrives.

@@ -200,6 +200,7 @@ impl Hub {
     }
 
     /// Logged events after `since` matching `pattern`, oldest first; with no `since`, the newest `limit`.
+    /// Without `private_ok`, `private-`/`presence-` channels are left out (as the bus does for live events).
     ///
     /// # Errors
     /// `Internal` on a database fault.
@@ -208,11 +209,16 @@ impl Hub {
         pattern: Option<Pattern>,
         since: Option<u64>,
         limit: usize,
+        private_ok: bool,
     ) -> Result<Vec<Event>> {
-        match since {
-            Some(s) => self.inner.store.events(pattern, s, None, limit).await,
-            None => self.inner.store.latest_events(pattern, limit).await,
+        let mut events = match since {
+            Some(s) => self.inner.store.events(pattern, s, None, limit).await?,
+            None => self.inner.store.latest_events(pattern, limit).await?,
+        };
+        if !private_ok {
+            events.retain(|e| !crate::model::is_private(e.channel()));
         }
+        Ok(events)
     }
 
     /// Asks the user a question: registers it as pending and publishes `question {question_id, question}` on

@@ -36,7 +36,7 @@ async fn prune_keeps_the_newest_and_limits_recovery() {
         "pruning again removes nothing"
     );
     let left: Vec<u64> = hub
-        .events(None, Some(0), 100)
+        .events(None, Some(0), 100, true)
         .await
         .unwrap()
         .iter()

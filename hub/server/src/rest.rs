@@ -143,10 +143,11 @@ pub async fn list_events(
         return Err(Error::invalid("limit", "must be 1–1000").into());
     }
     let last_seq = s.hub.last_seq();
-    let mut events = s.hub.events(Some(pattern.clone()), since, limit).await?;
-    if !p.private_ok(&pattern) {
-        events.retain(|e| !switchboard_core::model::is_private(e.channel()));
-    }
+    let private_ok = p.private_ok(&pattern);
+    let events = s
+        .hub
+        .events(Some(pattern), since, limit, private_ok)
+        .await?;
     Ok(Json(
         json!({"events": events, "last_seq": last_seq, "epoch": s.hub.epoch()}),
     ))
