@@ -12,7 +12,9 @@ fn node_ws_and_eventsource_clients() {
         js.join("node_modules/ws").is_dir() && js.join("node_modules/eventsource").is_dir(),
         "Node packages missing: run the test command (scripts/test.sh), or `npm ci --prefix tests/js`"
     );
-    let out = Command::new("node")
+    // coreutils `timeout`: a hung client fails the test instead of the whole CI run.
+    let out = Command::new("timeout")
+        .args(["300", "node"])
         .arg("--test")
         .arg("--test-reporter=spec")
         .current_dir(&js)
@@ -36,7 +38,9 @@ fn python_mcp_sdk_over_stdio_and_http() {
         python.is_file(),
         "Python venv missing: run the test command (scripts/test.sh)"
     );
-    let out = Command::new(&python)
+    let out = Command::new("timeout")
+        .arg("300")
+        .arg(&python)
         .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "."])
         .current_dir(&py)
         .env("SWITCHBOARD_BIN", common::BIN)
