@@ -156,10 +156,7 @@ pub fn run() -> anyhow::Result<()> {
     let args = Args::parse();
     let stop = CancellationToken::new();
     let (outcome, cfg) = tauri::async_runtime::block_on(start_hub(&args, stop.clone()));
-    let token = std::fs::read_to_string(cfg.data_dir.join("token"))
-        .ok()
-        .map(|t| t.trim().to_owned())
-        .filter(|_| cfg.require_token);
+    let token = switchboard_core::auth::read_token(&cfg.data_dir).filter(|_| cfg.require_token);
     let (url, running, error) = match outcome {
         Outcome::Started(r) => {
             println!("switchboard listening on {}", r.url());

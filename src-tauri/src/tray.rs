@@ -13,9 +13,7 @@ use crate::{HubState, quit, show_window};
 /// else straight to the hub over HTTP.
 fn mcp_config(app: &AppHandle, ide: Ide) -> String {
     let state = app.state::<HubState>();
-    let token = std::fs::read_to_string(state.data_dir.join("token"))
-        .ok()
-        .map(|t| t.trim().to_owned());
+    let token = switchboard_core::auth::read_token(&state.data_dir);
     let target = switchboard::ide_target(&state.url, token, &state.data_dir);
     let cli_installed = std::path::Path::new(&target.command).is_absolute() || which_switchboard();
     snippet(ide, !cli_installed, &target).text

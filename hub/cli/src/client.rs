@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
+use switchboard_core::auth::read_token;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_util::sync::CancellationToken;
@@ -27,12 +28,8 @@ impl HubClient {
             .trim_end_matches('/')
             .to_owned();
         let token = token
-            .or_else(|| {
-                std::fs::read_to_string(data_dir.join("token"))
-                    .ok()
-                    .map(|t| t.trim().to_owned())
-            })
-            .filter(|t| !t.is_empty());
+            .filter(|t| !t.is_empty())
+            .or_else(|| read_token(data_dir));
         HubClient {
             base,
             token,

@@ -186,12 +186,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     let token = |h: &HubArgs| {
         h.token
             .clone()
-            .or_else(|| {
-                std::fs::read_to_string(data_dir.join("token"))
-                    .ok()
-                    .map(|t| t.trim().to_owned())
-            })
             .filter(|t| !t.is_empty())
+            .or_else(|| switchboard_core::auth::read_token(&data_dir))
     };
     match cli.command {
         Command::Serve(args) => return serve(args, cli.common).await,

@@ -37,6 +37,14 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// Reads `<dir>/token` if it exists (client commands and the desktop app use this; only the hub creates it).
+pub fn read_token(dir: &Path) -> Option<String> {
+    std::fs::read_to_string(dir.join("token"))
+        .ok()
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty())
+}
+
 /// Reads `<dir>/token`, or creates it with a random 256-bit hex token and mode 0600.
 ///
 /// # Errors

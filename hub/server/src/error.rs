@@ -83,6 +83,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     let value: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|e| Error::bad_request("bad_json", format!("malformed JSON: {e}")))?;
+    from_value(value)
+}
+
+/// Deserialises already-parsed JSON, answering 422 `invalid_field` naming the field on a mismatch.
+///
+/// # Errors
+/// 422 `invalid_field`.
+pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, Error> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();

@@ -24,7 +24,7 @@ use switchboard_core::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::error::{ApiResult, error_body, parse_json};
+use crate::error::{ApiResult, error_body, from_value};
 use crate::state::AppState;
 
 /// Close code for a connection that sent nothing (not even a pong) for the idle timeout.
@@ -456,18 +456,17 @@ fn handle_text(
     text: &str,
     session: &SessionHandle,
 ) -> Reply {
-    let id = serde_json::from_str::<Value>(text)
-        .ok()
-        .and_then(|v| v.get("id").cloned())
-        .unwrap_or(Value::Null);
-    let parsed: Result<ClientFrame, Error> = parse_json(text.as_bytes()).map_err(|e| {
-        let code = if e.kind() == switchboard_core::ErrorKind::BadRequest {
-            "bad_frame"
-        } else {
-            "invalid_frame"
-        };
-        Error::bad_request(code, e.message().to_owned())
-    });
+    // Parsed once: the `id` is echoed even when the rest of the frame is wrong.
+    let value = match serde_json::from_str::<Value>(text) {
+        Ok(v) => v,
+        Err(e) => {
+            let e = Error::bad_request("bad_frame", format!("malformed JSON: {e}"));
+            return Reply::Now(Some(error_frame(&Value::Null, &e)));
+        }
+    };
+    let id = value.get("id").cloned().unwrap_or(Value::Null);
+    let parsed: Result<ClientFrame, Error> =
+        from_value(value).map_err(|e| Error::bad_request("invalid_frame", e.message().to_owned()));
     match parsed.and_then(|f| handle_frame(state, p, session, limiter, f)) {
         Ok(reply) => reply,
         Err(e) => Reply::Now(Some(error_frame(&id, &e))),
