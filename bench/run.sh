@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Benchmarks Switchboard beside its peers on this machine and writes bench/RESULTS.md.
+#
+#   bench/run.sh                          # every scenario, every peer, results block `latest`
+#   bench/run.sh --label after            # the same, recorded as `after`
+#   bench/run.sh fanout --fan-n 1000      # one scenario (idle, fanout, mutation, mcp); see --help
+#
+# It installs the peers (bench/peers/install.sh), builds Switchboard and the load tool in release mode, raises the
+# open-file limit, and pins the server under test to core 0 and the load tool to core 1, the same for every peer.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/switchboard-target}"
+
+cores=$(nproc --all)
+if [ "$cores" -lt 2 ]; then
+  echo "bench/run.sh needs two cores (one for the server, one for the load tool); this machine has $cores" >&2
+  exit 1
+fi
+command -v taskset >/dev/null || { echo "taskset (util-linux) is missing" >&2; exit 1; }
+
+printf '== peers\n'
+bench/peers/install.sh
+
+printf '== release build\n'
+cargo build --release --locked -p switchboard -p switchboard-bench
+
+# 10k connections per run, on both ends, in one process each.
+hard=$(ulimit -Hn)
+want=65536
+if [ "$hard" != unlimited ] && [ "$hard" -lt "$want" ]; then want=$hard; fi
+ulimit -n "$want"
+
+printf '== benchmark (server on core 0, load tool on core 1)\n'
+exec taskset -c 1 "$CARGO_TARGET_DIR/release/switchboard-bench" --server-core 0 "$@"

@@ -1,0 +1,274 @@
+//! Load generation on the tool's one core: subscriber connections that time every delivery, and an open-loop
+//! publisher that sends at a fixed rate over a pool of keep-alive connections.
+//!
+//! Everything runs on a current-thread runtime inside a `LocalSet`, so the counters are plain `Cell`s. Every
+//! message carries `BT<nanoseconds since the tool started>`; a delivery's latency is receive time minus that.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use hdrhistogram::Histogram;
+use tokio::task::JoinHandle;
+
+use crate::peer::Kind;
+use crate::wire::{Frame, HttpConn, WsConn, stamp};
+
+/// Shared delivery counters and the latency histogram of the current measurement.
+pub struct Sink {
+    base: Instant,
+    pub received: Cell<u64>,
+    pub last_at: Cell<Instant>,
+    pub hist: RefCell<Histogram<u64>>,
+    pub ready: Cell<usize>,
+    pub failed: Cell<usize>,
+    pub closed: Cell<usize>,
+}
+
+impl Sink {
+    pub fn new() -> Rc<Sink> {
+        let base = Instant::now();
+        Rc::new(Sink {
+            base,
+            received: Cell::new(0),
+            last_at: Cell::new(base),
+            // Microseconds, up to 10 minutes, 3 significant figures.
+            hist: RefCell::new(Histogram::new_with_bounds(1, 600_000_000, 3).expect("bounds")),
+            ready: Cell::new(0),
+            failed: Cell::new(0),
+            closed: Cell::new(0),
+        })
+    }
+
+    /// Now, as the stamp a message sent now carries.
+    pub fn stamp_now(&self) -> u64 {
+        self.base.elapsed().as_nanos() as u64
+    }
+
+    fn delivered(&self, sent_ns: u64) {
+        let now = Instant::now();
+        let now_ns = now.duration_since(self.base).as_nanos() as u64;
+        let us = now_ns.saturating_sub(sent_ns) / 1000;
+        let _ = self.hist.borrow_mut().record(us.max(1));
+        self.received.set(self.received.get() + 1);
+        self.last_at.set(now);
+    }
+
+    /// p50, p99 and p99.9 of the current histogram, in milliseconds.
+    pub fn percentiles(&self) -> [f64; 3] {
+        let h = self.hist.borrow();
+        if h.is_empty() {
+            return [f64::NAN; 3];
+        }
+        [0.5, 0.99, 0.999].map(|q| h.value_at_quantile(q) as f64 / 1000.0)
+    }
+
+    pub fn reset(&self) {
+        self.hist.borrow_mut().reset();
+    }
+}
+
+/// Open subscriber connections; dropping them closes the sockets.
+pub struct Subscribers {
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Subscribers {
+    pub fn new() -> Self {
+        Subscribers { tasks: Vec::new() }
+    }
+
+    pub fn len(&self) -> usize {
+        self.tasks.len()
+    }
+
+    /// Opens `more` connections (at most `parallel` handshakes at a time) and waits until each is subscribed.
+    /// Returns the seconds it took.
+    pub async fn open(
+        &mut self,
+        kind: Kind,
+        port: u16,
+        channel: &str,
+        more: usize,
+        sink: &Rc<Sink>,
+    ) -> Result<f64> {
+        let parallel = 256;
+        let start = Instant::now();
+        let target = sink.ready.get() + more;
+        let path = Rc::new(kind.ws_path(channel));
+        for _ in 0..more {
+            while sink.ready.get() + sink.failed.get() + parallel <= self.tasks.len() {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            let sink = sink.clone();
+            let path = path.clone();
+            self.tasks.push(tokio::task::spawn_local(async move {
+                subscriber(kind, port, &path, &sink).await;
+            }));
+        }
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while sink.ready.get() < target {
+            if sink.failed.get() > 0 {
+                bail!(
+                    "{} of {} connections failed ({} ready)",
+                    sink.failed.get(),
+                    more,
+                    sink.ready.get()
+                );
+            }
+            if Instant::now() > deadline {
+                bail!("only {} of {target} connections ready", sink.ready.get());
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        Ok(start.elapsed().as_secs_f64())
+    }
+
+    pub fn close(&mut self) {
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+    }
+}
+
+impl Drop for Subscribers {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+async fn subscriber(kind: Kind, port: u16, path: &str, sink: &Sink) {
+    let mut ws = match WsConn::connect(port, path).await {
+        Ok(ws) => ws,
+        Err(e) => {
+            if sink.failed.get() == 0 {
+                eprintln!("connect failed: {e:#}");
+            }
+            sink.failed.set(sink.failed.get() + 1);
+            return;
+        }
+    };
+    let mut ready = kind.ready_marker().is_none();
+    if ready {
+        sink.ready.set(sink.ready.get() + 1);
+    }
+    loop {
+        let pong = match ws.next().await {
+            Ok(Some(Frame::Text(t))) => {
+                if !ready {
+                    if kind
+                        .ready_marker()
+                        .is_some_and(|m| memchr::memmem::find(t, m).is_some())
+                    {
+                        ready = true;
+                        sink.ready.set(sink.ready.get() + 1);
+                    }
+                } else if let Some(s) = stamp(t) {
+                    sink.delivered(s);
+                }
+                None
+            }
+            Ok(Some(Frame::Ping(p))) => Some(p.to_vec()),
+            Ok(Some(Frame::Other)) => None,
+            Ok(Some(Frame::Close)) | Ok(None) | Err(_) => break,
+        };
+        if let Some(p) = pong
+            && ws.send(0xA, &p).await.is_err()
+        {
+            break;
+        }
+    }
+    sink.closed.set(sink.closed.get() + 1);
+}
+
+/// How a run of requests went.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Sent {
+    pub ok: u64,
+    pub failed: u64,
+    /// Requests not sent because every pooled connection was still waiting for an answer.
+    pub skipped: u64,
+}
+
+/// Sends `count` requests made by `make(i, stamp)` at `rate` per second, open loop, over at most `pool`
+/// keep-alive connections, and waits (up to 30 s) for every answer.
+pub async fn open_loop(
+    port: u16,
+    rate: f64,
+    count: u64,
+    pool: usize,
+    sink: &Rc<Sink>,
+    make: impl Fn(u64, u64) -> (&'static str, String, Vec<u8>),
+) -> Sent {
+    let idle: Rc<RefCell<Vec<HttpConn>>> = Rc::new(RefCell::new(Vec::new()));
+    let open = Rc::new(Cell::new(0usize));
+    let sent = Rc::new(Cell::new(Sent::default()));
+    let in_flight = Rc::new(Cell::new(0usize));
+    let start = tokio::time::Instant::now();
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    for i in 0..count {
+        tokio::time::sleep_until(start + interval.mul_f64(i as f64)).await;
+        let conn = idle.borrow_mut().pop();
+        if conn.is_none() && open.get() >= pool {
+            let mut s = sent.get();
+            s.skipped += 1;
+            sent.set(s);
+            continue;
+        }
+        let (method, path, body) = make(i, sink.stamp_now());
+        let (idle, open, sent, in_flight) =
+            (idle.clone(), open.clone(), sent.clone(), in_flight.clone());
+        in_flight.set(in_flight.get() + 1);
+        if conn.is_none() {
+            open.set(open.get() + 1);
+        }
+        tokio::task::spawn_local(async move {
+            let conn = match conn {
+                Some(c) => Ok(c),
+                None => HttpConn::connect(port).await,
+            };
+            let result = match conn {
+                Ok(mut c) => match c.request(method, &path, &body).await {
+                    Ok(a) => {
+                        idle.borrow_mut().push(c);
+                        (200..300).contains(&a.status)
+                    }
+                    Err(_) => false,
+                },
+                Err(_) => false,
+            };
+            let mut s = sent.get();
+            if result {
+                s.ok += 1;
+            } else {
+                s.failed += 1;
+                open.set(open.get() - 1);
+            }
+            sent.set(s);
+            in_flight.set(in_flight.get() - 1);
+        });
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while in_flight.get() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    sent.get()
+}
+
+/// Waits until `sink` has `target` deliveries, or nothing arrived for `quiet`, or `max` passed.
+pub async fn drain(sink: &Sink, target: u64, quiet: Duration, max: Duration) {
+    let start = Instant::now();
+    let mut seen = sink.received.get();
+    let mut seen_at = Instant::now();
+    while sink.received.get() < target && start.elapsed() < max {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let r = sink.received.get();
+        if r != seen {
+            seen = r;
+            seen_at = Instant::now();
+        } else if seen_at.elapsed() > quiet {
+            break;
+        }
+    }
+}

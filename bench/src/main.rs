@@ -1,0 +1,231 @@
+//! `switchboard-bench`: Switchboard and its peers under the same load, from one pinned core, printed as tables.
+//!
+//! - [`wire`]: the tool's minimal WebSocket receiver and HTTP/1.1 keep-alive client.
+//! - [`peer`]: the servers under test (Switchboard, Node `ws`, FastAPI) behind one seam; start, pin, `/proc` usage.
+//! - [`load`]: subscriber connections that time each delivery; the open-loop publisher.
+//! - [`scenarios`]: idle, fan-out, mutation path, MCP.
+//! - [`report`]: `bench/results/<label>.json`, the Markdown block in `bench/RESULTS.md`, the SVG plot.
+//!
+//! Run it through `bench/run.sh`, which installs the peers, builds in release mode, raises `ulimit -n` and pins
+//! this tool to the core the servers do not use.
+
+mod load;
+mod peer;
+mod report;
+mod scenarios;
+mod wire;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Parser, ValueEnum};
+
+use crate::peer::{Kind, Paths};
+use crate::report::Results;
+use crate::scenarios::Ctx;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Scenario {
+    Idle,
+    Fanout,
+    Mutation,
+    Mcp,
+    All,
+}
+
+#[derive(Debug, Parser)]
+#[command(about = "Benchmarks Switchboard beside its peers and writes bench/RESULTS.md")]
+struct Args {
+    #[arg(default_value = "all")]
+    scenario: Scenario,
+    /// Servers to compare (the mutation and MCP scenarios run Switchboard only).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "switchboard,node-ws,fastapi"
+    )]
+    peers: Vec<String>,
+    /// Name of this run's block in RESULTS.md (`before`, `after`, …).
+    #[arg(long, default_value = "latest")]
+    label: String,
+    /// The Switchboard binary (a release build); by default the one beside this tool.
+    #[arg(long)]
+    switchboard: Option<PathBuf>,
+    /// Repository root (peers live in bench/peers, results in bench/).
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/.."))]
+    root: PathBuf,
+    /// Core the server under test is pinned to (the tool should run on another: see bench/run.sh).
+    #[arg(long, default_value_t = 0)]
+    server_core: usize,
+    /// Connection counts for the idle scenario.
+    #[arg(long, value_delimiter = ',', default_value = "1000,5000,10000")]
+    idle_n: Vec<usize>,
+    /// Subscriber counts for the fan-out scenario.
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+    fan_n: Vec<usize>,
+    /// Seconds each measured step publishes for.
+    #[arg(long, default_value_t = 5.0)]
+    step_s: f64,
+    /// Calls per tool in the MCP scenario.
+    #[arg(long, default_value_t = 500)]
+    mcp_calls: u64,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, run(args))
+}
+
+fn command_line(program: &str, args: &[&str]) -> String {
+    std::process::Command::new(program)
+        .args(args)
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "?".into())
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .unwrap_or_else(|| "?".into());
+    // All the machine's cores, not the one this pinned tool may use.
+    let cores = std::fs::read_to_string("/proc/cpuinfo").map_or(0, |s| {
+        s.lines().filter(|l| l.starts_with("processor")).count()
+    });
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mem_gb = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .next()?
+                .split_whitespace()
+                .nth(1)?
+                .parse::<f64>()
+                .ok()
+        })
+        .map_or(0.0, |kb| kb / 1024.0 / 1024.0);
+    format!(
+        "{cpu}, {cores} cores, {mem_gb:.0} GiB, Linux {}, loopback",
+        kernel.trim()
+    )
+}
+
+fn versions(paths: &Paths) -> Vec<(String, String)> {
+    let ws = std::fs::read(
+        paths
+            .root
+            .join("bench/peers/node-ws/node_modules/ws/package.json"),
+    )
+    .ok()
+    .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+    .and_then(|v| v["version"].as_str().map(str::to_owned))
+    .unwrap_or_else(|| "?".into());
+    let py = paths.root.join("bench/peers/fastapi/.venv/bin/python");
+    let py_versions = command_line(
+        &py.display().to_string(),
+        &[
+            "-c",
+            "import sys, fastapi, uvicorn; print(sys.version.split()[0], fastapi.__version__, uvicorn.__version__)",
+        ],
+    );
+    let mut py_parts = py_versions.split_whitespace();
+    vec![
+        (
+            "switchboard".into(),
+            command_line(&paths.switchboard.display().to_string(), &["--version"])
+                .trim_start_matches("switchboard ")
+                .to_owned(),
+        ),
+        ("node".into(), command_line("node", &["--version"])),
+        ("ws".into(), ws),
+        ("python".into(), py_parts.next().unwrap_or("?").to_owned()),
+        ("fastapi".into(), py_parts.next().unwrap_or("?").to_owned()),
+        ("uvicorn".into(), py_parts.next().unwrap_or("?").to_owned()),
+    ]
+}
+
+async fn run(args: Args) -> Result<()> {
+    let root = args.root.canonicalize().context("repository root")?;
+    let switchboard = match args.switchboard {
+        Some(p) => p,
+        // Built beside this tool by `cargo build --release -p switchboard -p switchboard-bench`.
+        None => std::env::current_exe()?
+            .parent()
+            .context("tool directory")?
+            .join("switchboard"),
+    };
+    anyhow::ensure!(
+        switchboard.exists(),
+        "{} is missing: build it with `cargo build --release -p switchboard`",
+        switchboard.display()
+    );
+    let kinds = args
+        .peers
+        .iter()
+        .map(|p| Kind::parse(p))
+        .collect::<Result<Vec<_>>>()?;
+    let ctx = Ctx {
+        paths: Paths {
+            root: root.clone(),
+            switchboard,
+        },
+        server_core: args.server_core,
+        step_s: args.step_s,
+    };
+    let json = root.join(format!("bench/results/{}.json", args.label));
+    let mut results = Results::load(&json);
+    results.machine = machine();
+    results.versions = versions(&ctx.paths);
+    results.updated = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string();
+    let all = args.scenario == Scenario::All;
+    if all || args.scenario == Scenario::Idle {
+        let (rest, idle) = scenarios::idle(&ctx, &kinds, &args.idle_n).await?;
+        results.at_rest = rest;
+        results.idle = idle;
+        results.save(&json)?;
+    }
+    if all || args.scenario == Scenario::Fanout {
+        results.fanout = scenarios::fanout(&ctx, &kinds, &args.fan_n).await?;
+        results.save(&json)?;
+    }
+    if (all || args.scenario == Scenario::Mutation) && kinds.contains(&Kind::Switchboard) {
+        results.mutation = scenarios::mutation(&ctx).await?;
+        results.save(&json)?;
+    }
+    if (all || args.scenario == Scenario::Mcp) && kinds.contains(&Kind::Switchboard) {
+        results.mcp = scenarios::mcp(&ctx, args.mcp_calls).await?;
+        results.save(&json)?;
+    }
+    let plot_rel = format!("results/{}-fanout.svg", args.label);
+    let plot = if results.fanout.is_empty() {
+        None
+    } else {
+        report::plot(
+            &root.join("bench").join(&plot_rel),
+            &args.label,
+            &results.fanout,
+        )?;
+        Some(plot_rel.as_str())
+    };
+    let md = report::markdown(&args.label, &results, plot);
+    println!("\n{md}");
+    report::write_block(&root.join("bench/RESULTS.md"), &args.label, &md)?;
+    eprintln!(
+        "wrote bench/RESULTS.md (block `{}`) and {}",
+        args.label,
+        json.display()
+    );
+    Ok(())
+}

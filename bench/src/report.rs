@@ -1,0 +1,315 @@
+//! Results: kept per run label in `bench/results/<label>.json`, rendered as Markdown tables into the label's
+//! block of `bench/RESULTS.md` (text outside the blocks is left alone), and plotted as latency against delivered
+//! rate in `bench/results/<label>-fanout.svg`.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use plotters::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::scenarios::{AtRest, FanRow, IdleRow, McpRow, MutRow};
+
+/// What one run label has measured so far; a scenario run replaces its own part.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Results {
+    pub machine: String,
+    pub versions: Vec<(String, String)>,
+    pub updated: String,
+    #[serde(default)]
+    pub at_rest: Vec<AtRest>,
+    #[serde(default)]
+    pub idle: Vec<IdleRow>,
+    #[serde(default)]
+    pub fanout: Vec<FanRow>,
+    #[serde(default)]
+    pub mutation: Vec<MutRow>,
+    #[serde(default)]
+    pub mcp: Vec<McpRow>,
+}
+
+impl Results {
+    pub fn load(path: &Path) -> Results {
+        std::fs::read(path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    pub fn save(&self, path: &Path) -> Result<()> {
+        if let Some(d) = path.parent() {
+            std::fs::create_dir_all(d)?;
+        }
+        std::fs::write(path, serde_json::to_vec_pretty(self)?)?;
+        Ok(())
+    }
+}
+
+fn f(v: f64, digits: usize) -> String {
+    if v.is_finite() {
+        format!("{v:.digits$}")
+    } else {
+        "–".into()
+    }
+}
+
+fn k(v: f64) -> String {
+    if !v.is_finite() {
+        "–".into()
+    } else if v >= 10_000.0 {
+        format!("{:.0}k", v / 1000.0)
+    } else if v >= 1000.0 {
+        format!("{:.1}k", v / 1000.0)
+    } else {
+        format!("{v:.0}")
+    }
+}
+
+/// The Markdown for one label: machine, versions, then a table per scenario measured.
+pub fn markdown(label: &str, r: &Results, plot: Option<&str>) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "Run `{label}`, {}. Machine: {}.", r.updated, r.machine);
+    let versions: Vec<String> = r.versions.iter().map(|(n, v)| format!("{n} {v}")).collect();
+    let _ = writeln!(s, "Versions: {}.\n", versions.join(", "));
+    if !r.at_rest.is_empty() {
+        let _ = writeln!(s, "**At rest** (no connections, 5 s):\n");
+        let _ = writeln!(s, "| peer | RSS MB | CPU ms in 5 s |\n|---|---:|---:|");
+        for a in &r.at_rest {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} |",
+                a.peer,
+                f(a.rss_mb, 1),
+                f(a.cpu_ms_5s, 0)
+            );
+        }
+        s.push('\n');
+    }
+    if !r.idle.is_empty() {
+        let _ = writeln!(
+            s,
+            "**Idle connections** (subscribed to one channel; RSS growth over the server at rest):\n"
+        );
+        let _ = writeln!(
+            s,
+            "| peer | connections | RSS MB | KB per connection | connects/s |\n|---|---:|---:|---:|---:|"
+        );
+        for i in &r.idle {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} |",
+                i.peer,
+                i.connections,
+                f(i.rss_mb, 1),
+                f(i.kb_per_conn, 2),
+                k(i.connects_per_s)
+            );
+        }
+        s.push('\n');
+    }
+    if !r.fanout.is_empty() {
+        let _ = writeln!(
+            s,
+            "**Fan-out** (one publisher over HTTP, every message to every subscriber; latency is publish → receive; \
+             CPU is of one core; a step that misses 70% of its target ends the series):\n"
+        );
+        let _ = writeln!(
+            s,
+            "| peer | subs | target/s | delivered/s | p50 ms | p99 ms | p99.9 ms | lost | server CPU | server µs/delivery | tool CPU |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
+        for x in &r.fanout {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {}% | {} | {}% |",
+                x.peer,
+                k(x.subscribers as f64),
+                k(x.target_per_s),
+                k(x.delivered_per_s),
+                f(x.p50_ms, 1),
+                f(x.p99_ms, 1),
+                f(x.p999_ms, 1),
+                x.lost,
+                f(x.server_cpu_pct, 0),
+                f(x.server_us_per_delivery, 2),
+                f(x.tool_cpu_pct, 0)
+            );
+        }
+        s.push('\n');
+        let _ = writeln!(
+            s,
+            "**Fan-out summary**: the highest step whose p99 ≤ 50 ms with nothing lost, and what one server core \
+             could carry at that step's CPU cost (1 s ÷ µs per delivery):\n"
+        );
+        let _ = writeln!(
+            s,
+            "| peer | subs | best delivered/s at p99 ≤ 50 ms | its p99 ms | server µs/delivery | one-core capacity/s |\n|---|---:|---:|---:|---:|---:|"
+        );
+        for (peer, n) in series(&r.fanout) {
+            let best = r
+                .fanout
+                .iter()
+                .filter(|x| x.peer == peer && x.subscribers == n && x.p99_ms <= 50.0 && x.lost == 0)
+                .max_by(|a, b| a.delivered_per_s.total_cmp(&b.delivered_per_s));
+            match best {
+                Some(b) => {
+                    let _ = writeln!(
+                        s,
+                        "| {peer} | {} | {} | {} | {} | {} |",
+                        k(n as f64),
+                        k(b.delivered_per_s),
+                        f(b.p99_ms, 1),
+                        f(b.server_us_per_delivery, 2),
+                        k(1e6 / b.server_us_per_delivery)
+                    );
+                }
+                None => {
+                    let _ = writeln!(s, "| {peer} | {} | none | – | – | – |", k(n as f64));
+                }
+            }
+        }
+        s.push('\n');
+    }
+    if !r.mutation.is_empty() {
+        let _ = writeln!(
+            s,
+            "**Mutation path** (Switchboard only: REST creates and updates, half each, each committed to SQLite \
+             before its answer, then delivered over WebSocket; latency is request sent → event received):\n"
+        );
+        let _ = writeln!(
+            s,
+            "| mode | subs | target/s | committed/s | delivered/s | p50 ms | p99 ms | p99.9 ms | failed | not sent | lost | server CPU | server µs/mutation |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
+        for m in &r.mutation {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {}% | {} |",
+                m.mode,
+                k(m.subscribers as f64),
+                k(m.target_per_s),
+                k(m.committed_per_s),
+                k(m.delivered_per_s),
+                f(m.p50_ms, 1),
+                f(m.p99_ms, 1),
+                f(m.p999_ms, 1),
+                m.failed,
+                m.skipped,
+                m.lost,
+                f(m.server_cpu_pct, 0),
+                f(m.server_us_per_mutation, 1)
+            );
+        }
+        s.push('\n');
+    }
+    if !r.mcp.is_empty() {
+        let _ = writeln!(
+            s,
+            "**MCP** (tool calls one after another through `switchboard mcp`, the stdio bridge, to the hub):\n"
+        );
+        let _ = writeln!(
+            s,
+            "| tool | calls | calls/s | p50 ms | p99 ms |\n|---|---:|---:|---:|---:|"
+        );
+        for m in &r.mcp {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} |",
+                m.tool,
+                m.calls,
+                k(m.calls_per_s),
+                f(m.p50_ms, 2),
+                f(m.p99_ms, 2)
+            );
+        }
+        s.push('\n');
+    }
+    if let Some(p) = plot {
+        let _ = writeln!(
+            s,
+            "![p99 latency against delivered rate, run {label}]({p})\n"
+        );
+    }
+    s
+}
+
+fn series(rows: &[FanRow]) -> Vec<(String, usize)> {
+    let mut out: Vec<(String, usize)> = Vec::new();
+    for r in rows {
+        if !out.iter().any(|(p, n)| *p == r.peer && *n == r.subscribers) {
+            out.push((r.peer.clone(), r.subscribers));
+        }
+    }
+    out
+}
+
+/// Replaces the `label` block of RESULTS.md (between its two markers), or appends one.
+pub fn write_block(results_md: &Path, label: &str, body: &str) -> Result<()> {
+    let open = format!("<!-- results:{label} -->");
+    let close = format!("<!-- /results:{label} -->");
+    let text =
+        std::fs::read_to_string(results_md).unwrap_or_else(|_| "# Benchmark results\n".into());
+    let block = format!("{open}\n{body}{close}");
+    let out = match (text.find(&open), text.find(&close)) {
+        (Some(a), Some(b)) if b > a => format!("{}{block}{}", &text[..a], &text[b + close.len()..]),
+        _ => format!("{}\n## Run `{label}`\n\n{block}\n", text.trim_end()),
+    };
+    std::fs::write(results_md, out).with_context(|| format!("writing {}", results_md.display()))
+}
+
+/// p99 latency (log scale) against delivered deliveries/s, one line per peer and subscriber count.
+pub fn plot(path: &Path, label: &str, rows: &[FanRow]) -> Result<()> {
+    let max_x = rows
+        .iter()
+        .map(|r| r.delivered_per_s / 1000.0)
+        .fold(10.0, f64::max)
+        * 1.1;
+    let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!("Fan-out: p99 publish→receive latency vs delivered rate ({label})"),
+            ("sans-serif", 20),
+        )
+        .margin(16)
+        .x_label_area_size(44)
+        .y_label_area_size(64)
+        .build_cartesian_2d(0f64..max_x, (0.1f64..60_000f64).log_scale())?;
+    chart
+        .configure_mesh()
+        .x_desc("delivered messages/s (thousands)")
+        .y_desc("p99 latency, ms (log)")
+        .draw()?;
+    chart
+        .draw_series(LineSeries::new(
+            [(0.0, 50.0), (max_x, 50.0)],
+            RGBColor(160, 160, 160).stroke_width(1),
+        ))?
+        .label("p99 = 50 ms")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], RGBColor(160, 160, 160)));
+    for (i, (peer, n)) in series(rows).into_iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        let pts: Vec<(f64, f64)> = rows
+            .iter()
+            .filter(|r| r.peer == peer && r.subscribers == n && r.p99_ms.is_finite())
+            .map(|r| (r.delivered_per_s / 1000.0, r.p99_ms.max(0.1)))
+            .collect();
+        let style = if n >= 10_000 {
+            color.stroke_width(3)
+        } else {
+            color.stroke_width(1)
+        };
+        chart
+            .draw_series(LineSeries::new(pts.clone(), style))?
+            .label(format!("{peer}, {} subs", k(n as f64)))
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], style));
+        chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 3, color.filled())))?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
