@@ -61,7 +61,8 @@ enum Outbound {
     Event(Event),
     /// A transport frame (ack, error, pong), already encoded.
     Control(Bytes),
-    Replay(Replay),
+    /// Boxed: the queue's blocks hold this enum inline, and every connection has one block from the start.
+    Replay(Box<Replay>),
 }
 
 /// Replay `(since, until]` of `pattern` from the log, leaving out what other subscriptions already cover.
@@ -584,13 +585,13 @@ impl SessionHandle {
                 .iter()
                 .map(|s| (s.pattern.clone(), s.covered_from, s.private_ok))
                 .collect();
-            self.conn.push(Outbound::Replay(Replay {
+            self.conn.push(Outbound::Replay(Box::new(Replay {
                 pattern: pattern.clone(),
                 since,
                 until: last,
                 private_ok: opts.private_ok,
                 skip,
-            }));
+            })));
         }
         let covered_from = if recovered == Some(true) { since } else { last };
         idx.slot(&pattern).push((self.conn.key, opts.private_ok));
@@ -662,17 +663,49 @@ impl Session {
                 }));
                 continue;
             }
-            tokio::select! {
-                biased;
-                () = self.handle.conn.cut.cancelled() => return None,
-                item = self.rx.recv() => match item? {
-                    Outbound::Event(e) => {
-                        self.handle.conn.sent.fetch_add(1, Ordering::Relaxed);
-                        return Some(Delivery::Event(e));
-                    }
-                    Outbound::Control(b) => return Some(Delivery::Control(b)),
-                    Outbound::Replay(r) => self.replay = Some(r),
+            // Fast path: something is queued already (no waker registered, no token waiter).
+            let item = match self.rx.try_recv() {
+                Ok(item) => item,
+                Err(mpsc::error::TryRecvError::Disconnected) => return None,
+                Err(mpsc::error::TryRecvError::Empty) => tokio::select! {
+                    biased;
+                    () = self.handle.conn.cut.cancelled() => return None,
+                    item = self.rx.recv() => item?,
                 },
+            };
+            match item {
+                Outbound::Event(e) => {
+                    self.handle.conn.sent.fetch_add(1, Ordering::Relaxed);
+                    return Some(Delivery::Event(e));
+                }
+                Outbound::Control(b) => return Some(Delivery::Control(b)),
+                Outbound::Replay(r) => self.replay = Some(*r),
+            }
+        }
+    }
+
+    /// What [`Session::next`] would return now without waiting, so a transport can write everything queued in
+    /// one batch. `None` when nothing is ready (or a replay must be paged in first: `next` does that).
+    pub fn try_next(&mut self) -> Option<Delivery> {
+        if self.handle.conn.cut.is_cancelled() {
+            return None;
+        }
+        if let Some(ev) = self.pending.pop_front() {
+            self.handle.conn.sent.fetch_add(1, Ordering::Relaxed);
+            return Some(Delivery::Event(ev));
+        }
+        if self.replay.is_some() {
+            return None;
+        }
+        match self.rx.try_recv().ok()? {
+            Outbound::Event(e) => {
+                self.handle.conn.sent.fetch_add(1, Ordering::Relaxed);
+                Some(Delivery::Event(e))
+            }
+            Outbound::Control(b) => Some(Delivery::Control(b)),
+            Outbound::Replay(r) => {
+                self.replay = Some(*r);
+                None
             }
         }
     }

@@ -1,6 +1,7 @@
-//! WebSocket `/ws` and `/ws/{client_id}` (SPEC §4). The socket is split: a writer task drains the bus session
-//! (replayed and live events, acks, errors) and sends pings; the reader parses client frames and calls the hub.
-//! A bad frame gets an error frame and the connection stays open.
+//! WebSocket `/ws` and `/ws/{client_id}` (SPEC §4). One task per connection owns the socket: it parses client
+//! frames and calls the hub, writes what the bus session has queued (replayed and live events, acks, errors) in
+//! batches with one flush each, pings, and closes idle clients. A bad frame gets an error frame and the
+//! connection stays open.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -12,7 +13,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use bytes::Bytes;
-use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -22,7 +22,6 @@ use switchboard_core::{
     ClientInfo, Delivery, Error, EventDraft, Pattern, Principal, Session, SessionHandle, Source,
     SubscribeOpts, Subscribed,
 };
-use tokio_util::sync::CancellationToken;
 
 use crate::error::{ApiResult, error_body, from_value};
 use crate::state::AppState;
@@ -34,6 +33,8 @@ pub const CLOSE_GOING_AWAY: u16 = 1001;
 
 /// Largest client frame; a larger one closes the connection (tungstenite refuses to buffer it).
 const MAX_FRAME: usize = 1024 * 1024;
+/// Bytes read from the socket per read call.
+const READ_BUFFER: usize = 1024;
 
 /// Subscriptions asked for in the URL, checked before the upgrade so a bad one is a plain HTTP error.
 pub struct ConnectSubs {
@@ -179,6 +180,9 @@ async fn upgrade(
     Ok(ws
         .max_message_size(MAX_FRAME)
         .max_frame_size(MAX_FRAME)
+        // Small buffers: tungstenite zero-fills its whole read buffer before each read (128 KiB by default, which
+        // made every idle connection cost 140 KB). Client frames are small; a big one grows the buffer itself.
+        .read_buffer_size(READ_BUFFER)
         .write_buffer_size(16 * 1024)
         .on_upgrade(move |socket| {
             tracker.track_future(async move {
@@ -198,14 +202,35 @@ fn error_frame(id: &Value, e: &Error) -> Bytes {
     frame(v)
 }
 
+/// How a connection's loop ended.
+enum End {
+    /// The client went away or the socket failed: nothing left to say.
+    Gone,
+    /// We close, with this code and reason, then finish the close handshake.
+    Close(u16, &'static str),
+}
+
+/// Why a batch write stopped early.
+enum WriteStop {
+    Shutdown,
+    Cut,
+    Failed,
+}
+
+/// Most frames written between two flushes.
+const MAX_BATCH: usize = 64;
+
+/// One task per connection owns the socket: it reads client frames, writes everything the session has queued
+/// (all of it, then one flush), pings, and times out idle clients. A blocked write still yields to shutdown and
+/// to the bus cutting the session off.
 async fn run(
     state: AppState,
     p: Principal,
     info: ClientInfo,
     subs: ConnectSubs,
-    socket: WebSocket,
+    mut socket: WebSocket,
 ) {
-    let session = state.hub.connect(info);
+    let mut session = state.hub.connect(info);
     tracing::debug!(client = session.id(), "ws connected");
     session.send_control(frame(json!({
         "type": "connected",
@@ -221,27 +246,89 @@ async fn run(
         }
         Some(frame(v))
     });
-    let (sink, stream) = socket.split();
-    let reader_done = CancellationToken::new();
-    let stop_reader = CancellationToken::new();
-    let idle = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let reader = tokio::spawn(read_loop(
-        state.clone(),
-        p,
-        session.handle().clone(),
-        stream,
-        reader_done.clone(),
-        stop_reader.clone(),
-        idle.clone(),
-    ));
-    let we_closed = write_loop(&state, session, sink, &reader_done, &idle).await;
-    stop_reader.cancel();
-    // Finish the close handshake: read until the client's Close (answering its pings meanwhile), briefly.
-    if let Ok(Some(mut stream)) = reader.await
-        && we_closed
+    drop(subs);
+    let shutdown = state.shutdown.clone();
+    let cut = session.cut();
+    // Made once and polled by reference: a fresh `cancelled()` per event would take the token's lock each time.
+    let stop = shutdown.cancelled();
+    let cut_off = cut.cancelled();
+    tokio::pin!(stop, cut_off);
+    let mut ping = tokio::time::interval_at(
+        tokio::time::Instant::now() + state.config.heartbeat,
+        state.config.heartbeat,
+    );
+    let idle = tokio::time::sleep(state.config.idle_timeout);
+    tokio::pin!(idle);
+    let mut limiter = None;
+    // Publishes are pipelined: each is queued to the hub at once and acked, in order, when it commits.
+    let mut in_flight = futures_util::stream::FuturesOrdered::new();
+    let end = loop {
+        tokio::select! {
+            biased;
+            () = &mut stop => break End::Close(CLOSE_GOING_AWAY, "hub shutting down"),
+            // Before events, so a busy stream still pings and its client's pongs keep it from idling out.
+            _ = ping.tick() => {
+                let sent = tokio::select! {
+                    biased;
+                    () = &mut stop => Err(WriteStop::Shutdown),
+                    () = &mut cut_off => Err(WriteStop::Cut),
+                    r = socket.send(Message::Ping(Bytes::new())) => r.map_err(|_| WriteStop::Failed),
+                };
+                if let Err(w) = sent {
+                    break stopped(w, &session);
+                }
+            }
+            m = socket.recv(), if in_flight.len() < MAX_IN_FLIGHT => {
+                let m = match m {
+                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break End::Gone,
+                    Some(Ok(m)) => m,
+                };
+                idle.as_mut().reset(tokio::time::Instant::now() + state.config.idle_timeout);
+                session.record_received();
+                let reply = match m {
+                    Message::Text(t) => handle_text(&state, &p, &mut limiter, t.as_str(), session.handle()),
+                    Message::Binary(_) => Reply::Now(Some(error_frame(
+                        &Value::Null,
+                        &Error::bad_request("bad_frame", "binary frames are not supported; send JSON text"),
+                    ))),
+                    _ => Reply::Now(None),
+                };
+                match reply {
+                    // A full queue cuts the session off; the next turn of the loop closes it.
+                    Reply::Now(Some(r)) => { session.send_control(r); }
+                    Reply::Now(None) => {}
+                    Reply::Later(f) => in_flight.push_back(f),
+                }
+            }
+            Some(ack) = in_flight.next(), if !in_flight.is_empty() => { session.send_control(ack); }
+            d = session.next() => {
+                let Some(first) = d else {
+                    // The bus cut the session off (slow consumer).
+                    break stopped(WriteStop::Cut, &session);
+                };
+                let sent = tokio::select! {
+                    biased;
+                    () = &mut stop => Err(WriteStop::Shutdown),
+                    () = &mut cut_off => Err(WriteStop::Cut),
+                    r = write_batch(&mut socket, &mut session, first) => r,
+                };
+                if let Err(w) = sent {
+                    break stopped(w, &session);
+                }
+            }
+            () = &mut idle => {
+                tracing::debug!(client = session.id(), "idle timeout");
+                break End::Close(CLOSE_IDLE, "idle timeout");
+            }
+        }
+    };
+    drop(session);
+    if let End::Close(code, reason) = end
+        && close(&mut socket, code, reason).await
     {
+        // Finish the close handshake: read until the client's Close (answering its pings meanwhile), briefly.
         let _ = tokio::time::timeout(Duration::from_secs(2), async {
-            while let Some(Ok(m)) = stream.next().await {
+            while let Some(Ok(m)) = socket.recv().await {
                 if matches!(m, Message::Close(_)) {
                     break;
                 }
@@ -252,23 +339,41 @@ async fn run(
     tracing::debug!("ws disconnected");
 }
 
-/// Sends `msg` unless one of `stop` fires first (a blocked write to a client that does not read).
-async fn send_or_stop(
-    sink: &mut SplitSink<WebSocket, Message>,
-    msg: Message,
-    stop: &[&CancellationToken],
-) -> Result<(), ()> {
-    let any_stop = async {
-        match stop {
-            [a] => a.cancelled().await,
-            [a, b, ..] => tokio::select! { () = a.cancelled() => {}, () = b.cancelled() => {} },
-            [] => std::future::pending().await,
+fn stopped(w: WriteStop, session: &Session) -> End {
+    match w {
+        WriteStop::Shutdown => End::Close(CLOSE_GOING_AWAY, "hub shutting down"),
+        WriteStop::Cut if session.close_code() == Some(CLOSE_SLOW_CONSUMER) => {
+            End::Close(CLOSE_SLOW_CONSUMER, "slow consumer; resume with since")
         }
-    };
-    tokio::select! {
-        r = sink.send(msg) => r.map_err(|_| ()),
-        () = any_stop => Err(()),
+        WriteStop::Cut | WriteStop::Failed => End::Gone,
     }
+}
+
+fn message(d: Delivery) -> Message {
+    match d {
+        Delivery::Event(e) => text(e.ws_frame()),
+        Delivery::Control(b) => text(&b),
+    }
+}
+
+/// Writes `first` and whatever else is queued (up to [`MAX_BATCH`] frames), then flushes once.
+async fn write_batch(
+    socket: &mut WebSocket,
+    session: &mut Session,
+    first: Delivery,
+) -> Result<(), WriteStop> {
+    socket
+        .feed(message(first))
+        .await
+        .map_err(|_| WriteStop::Failed)?;
+    for _ in 1..MAX_BATCH {
+        let Some(d) = session.try_next() else { break };
+        socket
+            .feed(message(d))
+            .await
+            .map_err(|_| WriteStop::Failed)?;
+    }
+    socket.flush().await.map_err(|_| WriteStop::Failed)
 }
 
 fn text(b: &Bytes) -> Message {
@@ -277,69 +382,16 @@ fn text(b: &Bytes) -> Message {
 }
 
 /// Sends a close frame; true once it is on its way.
-async fn close(sink: &mut SplitSink<WebSocket, Message>, code: u16, reason: &'static str) -> bool {
+async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) -> bool {
     let msg = Message::Close(Some(CloseFrame {
         code,
         reason: Utf8Bytes::from_static(reason),
     }));
     // A client that does not read may never take the close frame; don't wait for it forever.
     matches!(
-        tokio::time::timeout(Duration::from_secs(5), sink.send(msg)).await,
+        tokio::time::timeout(Duration::from_secs(5), socket.send(msg)).await,
         Ok(Ok(()))
     )
-}
-
-async fn write_loop(
-    state: &AppState,
-    mut session: Session,
-    mut sink: SplitSink<WebSocket, Message>,
-    reader_done: &CancellationToken,
-    idle: &std::sync::atomic::AtomicBool,
-) -> bool {
-    let cut = session.cut();
-    let shutdown = state.shutdown.clone();
-    let mut ping = tokio::time::interval_at(
-        tokio::time::Instant::now() + state.config.heartbeat,
-        state.config.heartbeat,
-    );
-    loop {
-        let msg = tokio::select! {
-            biased;
-            () = shutdown.cancelled() => return close(&mut sink, CLOSE_GOING_AWAY, "hub shutting down").await,
-            () = reader_done.cancelled() => {
-                if idle.load(std::sync::atomic::Ordering::Acquire) {
-                    return close(&mut sink, CLOSE_IDLE, "idle timeout").await;
-                }
-                return false;
-            }
-            // Before events, so a busy stream still pings and its client's pongs keep it from idling out.
-            _ = ping.tick() => Message::Ping(Bytes::new()),
-            d = session.next() => match d {
-                Some(Delivery::Event(e)) => text(e.ws_frame()),
-                Some(Delivery::Control(b)) => text(&b),
-                None => break,
-            },
-        };
-        if send_or_stop(&mut sink, msg, &[&cut, &shutdown])
-            .await
-            .is_err()
-        {
-            if shutdown.is_cancelled() {
-                return close(&mut sink, CLOSE_GOING_AWAY, "hub shutting down").await;
-            }
-            break;
-        }
-    }
-    // The bus cut the session off (slow consumer), or the socket failed.
-    if session.close_code() == Some(CLOSE_SLOW_CONSUMER) {
-        return close(
-            &mut sink,
-            CLOSE_SLOW_CONSUMER,
-            "slow consumer; resume with since",
-        )
-        .await;
-    }
-    false
 }
 
 #[derive(Deserialize)]
@@ -385,74 +437,13 @@ enum Reply {
     Later(futures_util::future::BoxFuture<'static, Bytes>),
 }
 
-/// Most publishes one connection may have waiting for their commit before the reader stops reading.
+/// Most publishes one connection may have waiting for their commit before it stops reading.
 const MAX_IN_FLIGHT: usize = 256;
-
-/// Reads client frames until the peer goes away (`None`: nothing left to read), or the idle timeout or `stop`
-/// ends reading (`Some`: the stream, so the writer can finish the close handshake).
-async fn read_loop(
-    state: AppState,
-    p: Principal,
-    session: SessionHandle,
-    mut stream: SplitStream<WebSocket>,
-    done: CancellationToken,
-    stop: CancellationToken,
-    idle: std::sync::Arc<std::sync::atomic::AtomicBool>,
-) -> Option<SplitStream<WebSocket>> {
-    let _guard = done.drop_guard();
-    let limiter = socket_publish_limiter();
-    // Publishes are pipelined: each is queued to the writer at once and acked, in order, when it commits.
-    let mut in_flight = futures_util::stream::FuturesOrdered::new();
-    let mut deadline = tokio::time::Instant::now() + state.config.idle_timeout;
-    loop {
-        let msg = tokio::select! {
-            () = stop.cancelled() => return Some(stream),
-            Some(ack) = in_flight.next(), if !in_flight.is_empty() => {
-                if !session.send_control(ack) {
-                    return Some(stream);
-                }
-                continue;
-            }
-            m = stream.next(), if in_flight.len() < MAX_IN_FLIGHT => match m {
-                None | Some(Err(_)) => return None,
-                Some(Ok(m)) => m,
-            },
-            () = tokio::time::sleep_until(deadline) => {
-                idle.store(true, std::sync::atomic::Ordering::Release);
-                tracing::debug!(client = session.id(), "idle timeout");
-                return Some(stream);
-            }
-        };
-        deadline = tokio::time::Instant::now() + state.config.idle_timeout;
-        session.record_received();
-        let reply = match msg {
-            Message::Text(t) => handle_text(&state, &p, &limiter, t.as_str(), &session),
-            Message::Binary(_) => Reply::Now(Some(error_frame(
-                &Value::Null,
-                &Error::bad_request(
-                    "bad_frame",
-                    "binary frames are not supported; send JSON text",
-                ),
-            ))),
-            Message::Close(_) => return None,
-            Message::Ping(_) | Message::Pong(_) => Reply::Now(None),
-        };
-        match reply {
-            Reply::Now(Some(r)) => {
-                if !session.send_control(r) {
-                    return Some(stream);
-                }
-            }
-            Reply::Now(None) => {}
-            Reply::Later(f) => in_flight.push_back(f),
-        }
-    }
-}
 
 fn handle_text(
     state: &AppState,
     p: &Principal,
-    limiter: &governor::DefaultDirectRateLimiter,
+    limiter: &mut Option<governor::DefaultDirectRateLimiter>,
     text: &str,
     session: &SessionHandle,
 ) -> Reply {
@@ -494,7 +485,7 @@ fn handle_frame(
     state: &AppState,
     p: &Principal,
     session: &SessionHandle,
-    limiter: &governor::DefaultDirectRateLimiter,
+    limiter: &mut Option<governor::DefaultDirectRateLimiter>,
     f: ClientFrame,
 ) -> Result<Reply, Error> {
     match f {
@@ -534,7 +525,11 @@ fn handle_frame(
             event,
             data,
         } => {
-            if limiter.check().is_err() {
+            if limiter
+                .get_or_insert_with(socket_publish_limiter)
+                .check()
+                .is_err()
+            {
                 return Err(Error::rate_limited());
             }
             let draft = EventDraft::new(channel, event, data, Source::Ws)?;
@@ -551,7 +546,11 @@ fn handle_frame(
             question_id,
             answer,
         } => {
-            if limiter.check().is_err() {
+            if limiter
+                .get_or_insert_with(socket_publish_limiter)
+                .check()
+                .is_err()
+            {
                 return Err(Error::rate_limited());
             }
             p.check_publish(switchboard_core::hub::QUESTIONS_CHANNEL)?;
