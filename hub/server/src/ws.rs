@@ -34,7 +34,7 @@ pub const CLOSE_GOING_AWAY: u16 = 1001;
 /// Largest client frame; a larger one closes the connection (tungstenite refuses to buffer it).
 const MAX_FRAME: usize = 1024 * 1024;
 /// Bytes read from the socket per read call.
-const READ_BUFFER: usize = 1024;
+const READ_BUFFER: usize = 512;
 
 /// Subscriptions asked for in the URL, checked before the upgrade so a bad one is a plain HTTP error.
 pub struct ConnectSubs {
@@ -184,11 +184,7 @@ async fn upgrade(
         // made every idle connection cost 140 KB). Client frames are small; a big one grows the buffer itself.
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(16 * 1024)
-        .on_upgrade(move |socket| {
-            tracker.track_future(async move {
-                run(state, p, info, subs, socket).await;
-            })
-        }))
+        .on_upgrade(move |socket| tracker.track_future(run(state, p, info, subs, socket))))
 }
 
 fn frame(v: Value) -> Bytes {
@@ -323,10 +319,16 @@ async fn run(
         }
     };
     drop(session);
-    if let End::Close(code, reason) = end
-        && close(&mut socket, code, reason).await
-    {
-        // Finish the close handshake: read until the client's Close (answering its pings meanwhile), briefly.
+    if let End::Close(code, reason) = end {
+        // Boxed: it runs once, and would otherwise make every connection's task bigger.
+        Box::pin(close_handshake(socket, code, reason)).await;
+    }
+    tracing::debug!("ws disconnected");
+}
+
+/// Sends our close frame, then reads until the client's Close (answering its pings meanwhile), briefly.
+async fn close_handshake(mut socket: WebSocket, code: u16, reason: &'static str) {
+    if close(&mut socket, code, reason).await {
         let _ = tokio::time::timeout(Duration::from_secs(2), async {
             while let Some(Ok(m)) = socket.recv().await {
                 if matches!(m, Message::Close(_)) {
@@ -336,7 +338,6 @@ async fn run(
         })
         .await;
     }
-    tracing::debug!("ws disconnected");
 }
 
 fn stopped(w: WriteStop, session: &Session) -> End {
