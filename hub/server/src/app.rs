@@ -17,7 +17,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::ServerConfig;
 use crate::security::{Policy, guard, ip_limiter};
-use crate::state::AppState;
+use crate::state::{AppState, StateInner};
 use crate::{metrics, rest, sse, ws};
 
 /// Largest request body (SPEC §10).
@@ -133,7 +133,7 @@ pub async fn start_with(
     let addr = listener
         .local_addr()
         .map_err(|source| StartError::Bind { addr, source })?;
-    let state = AppState {
+    let state = AppState::new(StateInner {
         hub: hub.clone(),
         auth: Auth::new(token, config.require_token),
         policy: Arc::new(Policy::new(&config)),
@@ -143,7 +143,7 @@ pub async fn start_with(
         tasks: TaskTracker::new(),
         http_requests: Arc::new(AtomicU64::new(0)),
         url: format!("http://{addr}"),
-    };
+    });
     let extra = extra(&state);
     let app = router(state.clone(), extra).into_make_service_with_connect_info::<SocketAddr>();
     let stop = shutdown.clone();

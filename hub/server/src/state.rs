@@ -10,8 +10,25 @@ use tokio_util::task::TaskTracker;
 use crate::config::ServerConfig;
 use crate::security::{IpLimiter, Policy};
 
+/// The shared state: one `Arc`, so the clone axum makes for every request and connection is one atomic
+/// increment (it was seven, plus copies of the URL and the JWT key).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<StateInner>);
+
+impl AppState {
+    pub fn new(inner: StateInner) -> Self {
+        AppState(Arc::new(inner))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = StateInner;
+    fn deref(&self) -> &StateInner {
+        &self.0
+    }
+}
+
+pub struct StateInner {
     pub hub: Hub,
     pub auth: Auth,
     pub config: Arc<ServerConfig>,
