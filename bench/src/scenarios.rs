@@ -67,7 +67,7 @@ pub struct MutRow {
     pub p999_ms: f64,
     /// Answered with an error, or the connection failed.
     pub failed: u64,
-    /// Not sent: all 256 pooled connections were still waiting for answers (the hub is behind).
+    /// Not sent: all pooled connections (`MUT_POOL`) were still waiting for answers (the hub is behind).
     pub skipped: u64,
     pub lost: u64,
     pub server_cpu_pct: f64,
@@ -313,6 +313,9 @@ pub async fn mutation(ctx: &Ctx) -> Result<Vec<MutRow>> {
     Ok(rows)
 }
 
+/// Keep-alive connections the mutation publisher may use at once (each carries one request at a time).
+const MUT_POOL: usize = 1024;
+
 async fn seed_agents(port: u16, n: usize) -> Result<Vec<String>> {
     let mut c = HttpConn::connect(port).await?;
     let mut ids = Vec::with_capacity(n);
@@ -346,7 +349,7 @@ async fn mut_step(
     let start = Instant::now();
     let count = (rate * ctx.step_s).round() as u64;
     let ids: Rc<[String]> = ids.into();
-    let sent = open_loop(server.port, rate, count, 256, sink, move |i, stamp| {
+    let sent = open_loop(server.port, rate, count, MUT_POOL, sink, move |i, stamp| {
         if i % 2 == 0 {
             (
                 "POST",
