@@ -31,6 +31,8 @@ enum Scenario {
     Mutation,
     Mcp,
     All,
+    /// Run nothing: re-render RESULTS.md and the plot from `bench/results/<label>.json`.
+    Render,
 }
 
 #[derive(Debug, Parser)]
@@ -69,6 +71,15 @@ struct Args {
     /// Calls per tool in the MCP scenario.
     #[arg(long, default_value_t = 500)]
     mcp_calls: u64,
+    /// Highest fan-out target (deliveries/s) and mutation rate (mutations/s) to try.
+    #[arg(long, default_value_t = 1_000_000.0)]
+    max_rate: f64,
+    /// Subscribers in the mutation scenario.
+    #[arg(long, default_value_t = 1000)]
+    mut_subs: usize,
+    /// Where RESULTS.md and results/ are written (default: bench/ in the repository).
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 fn main() -> Result<()> {
@@ -120,6 +131,17 @@ fn machine() -> String {
         "{cpu}, {cores} cores, {mem_gb:.0} GiB, Linux {}, loopback",
         kernel.trim()
     )
+}
+
+/// Seconds of CPU stolen from this VM so far (the `steal` column of `/proc/stat`, all cores).
+fn steal_s() -> f64 {
+    std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().next()?.to_owned();
+            line.split_whitespace().nth(8)?.parse::<f64>().ok()
+        })
+        .map_or(0.0, |ticks| ticks / 100.0)
 }
 
 fn versions(paths: &Paths) -> Vec<(String, String)> {
@@ -183,12 +205,19 @@ async fn run(args: Args) -> Result<()> {
         },
         server_core: args.server_core,
         step_s: args.step_s,
+        max_rate: args.max_rate,
+        mut_subs: args.mut_subs,
     };
-    let json = root.join(format!("bench/results/{}.json", args.label));
+    let out = args.out.clone().unwrap_or_else(|| root.join("bench"));
+    let json = out.join(format!("results/{}.json", args.label));
     let mut results = Results::load(&json);
-    results.machine = machine();
-    results.versions = versions(&ctx.paths);
-    results.updated = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string();
+    let render_only = args.scenario == Scenario::Render;
+    if !render_only {
+        results.machine = machine();
+        results.versions = versions(&ctx.paths);
+        results.updated = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string();
+    }
+    let steal_at_start = steal_s();
     let all = args.scenario == Scenario::All;
     if all || args.scenario == Scenario::Idle {
         let (rest, idle) = scenarios::idle(&ctx, &kinds, &args.idle_n).await?;
@@ -208,22 +237,24 @@ async fn run(args: Args) -> Result<()> {
         results.mcp = scenarios::mcp(&ctx, args.mcp_calls).await?;
         results.save(&json)?;
     }
+    if !render_only {
+        results.steal_s = steal_s() - steal_at_start;
+        results.save(&json)?;
+    }
     let plot_rel = format!("results/{}-fanout.svg", args.label);
     let plot = if results.fanout.is_empty() {
         None
     } else {
-        report::plot(
-            &root.join("bench").join(&plot_rel),
-            &args.label,
-            &results.fanout,
-        )?;
+        report::plot(&out.join(&plot_rel), &args.label, &results.fanout)?;
         Some(plot_rel.as_str())
     };
     let md = report::markdown(&args.label, &results, plot);
     println!("\n{md}");
-    report::write_block(&root.join("bench/RESULTS.md"), &args.label, &md)?;
+    let results_md = out.join("RESULTS.md");
+    report::write_block(&results_md, &args.label, &md)?;
     eprintln!(
-        "wrote bench/RESULTS.md (block `{}`) and {}",
+        "wrote {} (block `{}`) and {}",
+        results_md.display(),
         args.label,
         json.display()
     );

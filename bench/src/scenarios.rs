@@ -18,6 +18,10 @@ pub struct Ctx {
     pub server_core: usize,
     /// Seconds each measured step publishes for.
     pub step_s: f64,
+    /// Highest fan-out target (deliveries/s) and mutation rate (mutations/s) to try; the first step always runs.
+    pub max_rate: f64,
+    /// Subscribers in the mutation scenario's latency part (and idle ones beside its durable part).
+    pub mut_subs: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -134,9 +138,27 @@ pub async fn idle(ctx: &Ctx, kinds: &[Kind], ns: &[usize]) -> Result<(Vec<AtRest
 }
 
 /// Publish rates (as deliveries per second) each fan-out series climbs through.
-const FAN_TARGETS: [f64; 7] = [
-    10_000.0, 25_000.0, 50_000.0, 100_000.0, 150_000.0, 200_000.0, 300_000.0,
+const FAN_TARGETS: [f64; 10] = [
+    10_000.0,
+    25_000.0,
+    50_000.0,
+    100_000.0,
+    150_000.0,
+    200_000.0,
+    300_000.0,
+    500_000.0,
+    750_000.0,
+    1_000_000.0,
 ];
+
+/// The rates up to `max` (always at least the first).
+fn capped(rates: &[f64], max: f64) -> Vec<f64> {
+    let mut out: Vec<f64> = rates.iter().copied().filter(|r| *r <= max).collect();
+    if out.is_empty() {
+        out.extend(rates.first());
+    }
+    out
+}
 
 /// Fan-out: `n` subscribers, one publisher at rising rates, until the server (or the tool) saturates.
 pub async fn fanout(ctx: &Ctx, kinds: &[Kind], ns: &[usize]) -> Result<Vec<FanRow>> {
@@ -150,7 +172,19 @@ pub async fn fanout(ctx: &Ctx, kinds: &[Kind], ns: &[usize]) -> Result<Vec<FanRo
                 .await
                 .with_context(|| format!("{}: opening {n} connections", kind.name()))?;
             tokio::time::sleep(Duration::from_secs(1)).await;
-            for target in FAN_TARGETS {
+            // Warm-up, not measured: the publisher's first connection, the server's first fan-out.
+            open_loop(server.port, 10.0, 3, 1, &sink, |_, stamp| {
+                kind.publish(stamp)
+            })
+            .await;
+            drain(
+                &sink,
+                3 * n as u64,
+                Duration::from_millis(500),
+                Duration::from_secs(10),
+            )
+            .await;
+            for target in capped(&FAN_TARGETS, ctx.max_rate) {
                 let rate = target / n as f64;
                 let count = ((rate * ctx.step_s).round() as u64).max(3);
                 let row = fan_step(ctx, &server, &sink, n, target, rate, count).await;
@@ -256,11 +290,17 @@ pub async fn mutation(ctx: &Ctx) -> Result<Vec<MutRow>> {
         let ids = seed_agents(server.port, 64).await?;
         let sink = Sink::new();
         let mut subs = Subscribers::new();
-        subs.open(Kind::Switchboard, server.port, "agent:*", 1000, &sink)
-            .await?;
+        subs.open(
+            Kind::Switchboard,
+            server.port,
+            "agent:*",
+            ctx.mut_subs,
+            &sink,
+        )
+        .await?;
         tokio::time::sleep(Duration::from_secs(1)).await;
-        for rate in [10.0, 25.0, 50.0, 100.0, 150.0, 200.0] {
-            let row = mut_step(ctx, &server, &sink, &ids, "latency", 1000, rate).await;
+        for rate in capped(&[10.0, 25.0, 50.0, 100.0, 150.0, 200.0], ctx.max_rate) {
+            let row = mut_step(ctx, &server, &sink, &ids, "latency", ctx.mut_subs, rate).await;
             let saturated = row.committed_per_s < 0.8 * rate || row.p99_ms > 2000.0;
             rows.push(row);
             if saturated {
@@ -284,14 +324,23 @@ pub async fn mutation(ctx: &Ctx) -> Result<Vec<MutRow>> {
         let idle_sink = Sink::new();
         let mut idle_subs = Subscribers::new();
         idle_subs
-            .open(Kind::Switchboard, server.port, "bench", 1000, &idle_sink)
+            .open(
+                Kind::Switchboard,
+                server.port,
+                "bench",
+                ctx.mut_subs,
+                &idle_sink,
+            )
             .await?;
         let sink = Sink::new();
         let mut subs = Subscribers::new();
         subs.open(Kind::Switchboard, server.port, "agent:*", 1, &sink)
             .await?;
         tokio::time::sleep(Duration::from_secs(1)).await;
-        for rate in [1_000.0, 2_500.0, 5_000.0, 10_000.0, 20_000.0, 40_000.0] {
+        for rate in capped(
+            &[1_000.0, 2_500.0, 5_000.0, 10_000.0, 20_000.0, 40_000.0],
+            ctx.max_rate,
+        ) {
             let row = mut_step(ctx, &server, &sink, &ids, "durable", 1, rate).await;
             let saturated = row.committed_per_s < 0.8 * rate;
             rows.push(row);
