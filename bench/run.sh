@@ -19,6 +19,19 @@ if [ "$cores" -lt 2 ]; then
 fi
 command -v taskset >/dev/null || { echo "taskset (util-linux) is missing" >&2; exit 1; }
 
+# What the peers need on a fresh Debian machine (skipped when present).
+missing=()
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+command -v cc >/dev/null 2>&1 || missing+=(build-essential)
+if [ ${#missing[@]} -gt 0 ]; then
+  printf '== apt-get install %s\n' "${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+
 printf '== peers\n'
 bench/peers/install.sh
 
