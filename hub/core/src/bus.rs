@@ -2,12 +2,12 @@
 //!
 //! Every connection (any transport) is a [`Session`] with one bounded outbound queue. The store's writer thread
 //! calls [`Bus::committed`] after each commit; under the bus lock it stamps `last_seq` and puts each event (an
-//! `Arc`, serialised at most once) on the queue of every matching session with `try_send`. A full queue marks the
+//! `Arc`, serialised at most once) on the queue of every matching session without waiting. A full queue marks the
 //! session slow: it is closed with [`CLOSE_SLOW_CONSUMER`] and never makes the writer or anyone else wait.
 //!
 //! Exact resume: [`Session::subscribe`] with `since` registers the subscription under the same lock, reading
-//! `L = last_seq`, and queues a replay marker for `(since, L]` ahead of any live event `> L`. When the session's
-//! reader meets the marker it pages those events from the log, so the client gets every event after `since`
+//! `L = last_seq`, and queues a replay marker for `(since, L]` ahead of any live event `> L`. When
+//! [`Session::next`] meets the marker it pages those events from the log, so the client gets every event after `since`
 //! exactly once and in order, then the live ones, however many arrive during the switch.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -62,7 +62,7 @@ enum Outbound {
     Event(Event),
     /// A transport frame (ack, error, pong), already encoded.
     Control(Bytes),
-    /// Boxed: the queue's blocks hold this enum inline, and every connection has one block from the start.
+    /// Boxed: rare, and much larger than the other variants, which every queued item would otherwise pay for.
     Replay(Box<Replay>),
 }
 
@@ -494,8 +494,8 @@ pub struct Subscribed {
     pub duplicate: bool,
 }
 
-/// One connection on the bus, owned by its transport's writer. Dropping it unregisters the connection. Its
-/// [`SessionHandle`] (also reachable through `Deref`) can be cloned into the transport's reader.
+/// One connection on the bus, owned by its transport's task. Dropping it unregisters the connection. Its
+/// [`SessionHandle`] (also reachable through `Deref`) can be cloned where frames are queued from elsewhere.
 pub struct Session {
     handle: SessionHandle,
     pending: VecDeque<Event>,
