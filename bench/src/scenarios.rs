@@ -187,7 +187,7 @@ pub async fn fanout(ctx: &Ctx, kinds: &[Kind], ns: &[usize]) -> Result<Vec<FanRo
             for target in capped(&FAN_TARGETS, ctx.max_rate) {
                 let rate = target / n as f64;
                 let count = ((rate * ctx.step_s).round() as u64).max(3);
-                let row = fan_step(ctx, &server, &sink, n, target, rate, count).await;
+                let row = fan_step(&server, &sink, n, target, rate, count).await;
                 eprintln!(
                     "fan   {:12} {:>6} subs  {:>7.0}/s → {:>7.0}/s  p50 {:>7.1}  p99 {:>7.1}  p99.9 {:>7.1} ms  lost {}  srv {:>3.0}% {:>5.2} µs/dlv  tool {:>3.0}%",
                     row.peer,
@@ -224,7 +224,6 @@ pub async fn fanout(ctx: &Ctx, kinds: &[Kind], ns: &[usize]) -> Result<Vec<FanRo
 }
 
 async fn fan_step(
-    _ctx: &Ctx,
     server: &Server,
     sink: &Rc<Sink>,
     n: usize,
