@@ -1,5 +1,5 @@
 //! A client that never reads is closed with 4008, the hub's memory stays bounded, and a second client still
-//! receives everything.
+//! receives everything. Also the other ends of a connection: heartbeat and idle close, and a client's own Close.
 
 mod common;
 
@@ -151,4 +151,36 @@ async fn heartbeat_keeps_live_clients_and_closes_silent_ones() {
         close_code(&mut silent, Duration::from_secs(5)).await,
         Some(4010)
     );
+}
+
+#[tokio::test]
+async fn a_clients_close_is_echoed() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+    let hub = TestHub::start(&[]);
+    let mut ws = ws_connect(&hub.ws_url("/ws?channels=a")).await;
+    next_of_type(&mut ws, "ack", Duration::from_secs(5)).await;
+    ws.send(Message::Close(Some(CloseFrame {
+        code: CloseCode::Normal,
+        reason: "bye".into(),
+    })))
+    .await
+    .expect("send close");
+    // The hub answers with its own Close (a clean close), not by dropping the connection (1006 in a browser).
+    let echoed = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(m) = ws.next().await {
+            match m {
+                Ok(Message::Close(f)) => return f.map(|f| u16::from(f.code)),
+                Ok(_) => continue,
+                Err(_) => return None,
+            }
+        }
+        None
+    })
+    .await
+    .expect("timed out waiting for the echo");
+    assert_eq!(echoed, Some(1000));
 }

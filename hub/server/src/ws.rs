@@ -202,6 +202,8 @@ fn error_frame(id: &Value, e: &Error) -> Bytes {
 enum End {
     /// The client went away or the socket failed: nothing left to say.
     Gone,
+    /// The client sent Close: tungstenite has queued the echo, which only needs flushing.
+    ClientClosed,
     /// We close, with this code and reason, then finish the close handshake.
     Close(u16, &'static str),
 }
@@ -276,7 +278,8 @@ async fn run(
             }
             m = socket.recv(), if in_flight.len() < MAX_IN_FLIGHT => {
                 let m = match m {
-                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break End::Gone,
+                    None | Some(Err(_)) => break End::Gone,
+                    Some(Ok(Message::Close(_))) => break End::ClientClosed,
                     Some(Ok(m)) => m,
                 };
                 idle.as_mut().reset(tokio::time::Instant::now() + state.config.idle_timeout);
@@ -319,9 +322,13 @@ async fn run(
         }
     };
     drop(session);
-    if let End::Close(code, reason) = end {
+    match end {
         // Boxed: it runs once, and would otherwise make every connection's task bigger.
-        Box::pin(close_handshake(socket, code, reason)).await;
+        End::Close(code, reason) => Box::pin(close_handshake(socket, code, reason)).await,
+        End::ClientClosed => {
+            let _ = tokio::time::timeout(Duration::from_secs(2), socket.flush()).await;
+        }
+        End::Gone => {}
     }
     tracing::debug!("ws disconnected");
 }
