@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::load::{Sink, Subscribers, drain, open_loop};
+use crate::load::{Sent, Sink, Subscribers, drain, open_loop};
 use crate::peer::{Kind, Paths, Server, Usage};
 use crate::wire::HttpConn;
 
@@ -207,14 +207,7 @@ pub async fn fanout(ctx: &Ctx, kinds: &[Kind], ns: &[usize]) -> Result<Vec<FanRo
                 if saturated {
                     break;
                 }
-                // Let the previous step's stragglers land before the next one starts.
-                drain(
-                    &sink,
-                    u64::MAX,
-                    Duration::from_millis(300),
-                    Duration::from_secs(10),
-                )
-                .await;
+                settle(&sink).await;
             }
             subs.close();
             server.stop().await;
@@ -231,17 +224,72 @@ async fn fan_step(
     rate: f64,
     count: u64,
 ) -> FanRow {
+    let kind = server.kind;
+    let m = measure(server, sink, rate, count, 16, n, |_, stamp| {
+        kind.publish(stamp)
+    })
+    .await;
+    FanRow {
+        peer: kind.name().into(),
+        subscribers: n,
+        target_per_s: target,
+        delivered_per_s: m.got as f64 / m.wall,
+        p50_ms: m.percentiles[0],
+        p99_ms: m.percentiles[1],
+        p999_ms: m.percentiles[2],
+        lost: m.lost(),
+        publish_failed: m.sent.failed + m.sent.skipped,
+        server_cpu_pct: m.server_cpu_s / m.wall * 100.0,
+        server_us_per_delivery: per(m.server_cpu_s * 1e6, m.got),
+        tool_cpu_pct: m.tool_cpu_s / m.wall * 100.0,
+    }
+}
+
+/// What one measured step saw: `count` requests sent at `rate`, then the deliveries they caused.
+struct Measured {
+    sent: Sent,
+    /// Deliveries the answered requests should cause, and those that arrived.
+    expected: u64,
+    got: u64,
+    /// Seconds until the last request was answered.
+    answered_in: f64,
+    /// Seconds from the first request to the last delivery, at least `answered_in`.
+    wall: f64,
+    /// p50, p99, p99.9 in milliseconds.
+    percentiles: [f64; 3],
+    server_cpu_s: f64,
+    tool_cpu_s: f64,
+}
+
+impl Measured {
+    fn lost(&self) -> u64 {
+        self.expected.saturating_sub(self.got)
+    }
+}
+
+/// `a / b`, or NaN when nothing was counted.
+fn per(a: f64, b: u64) -> f64 {
+    if b > 0 { a / b as f64 } else { f64::NAN }
+}
+
+/// Sends the step's requests (open loop, over at most `pool` connections), waits for the deliveries each
+/// answered request causes (`fanout` apiece), and reads the latencies and both processes' CPU time.
+async fn measure(
+    server: &Server,
+    sink: &Rc<Sink>,
+    rate: f64,
+    count: u64,
+    pool: usize,
+    fanout: usize,
+    make: impl Fn(u64, u64) -> (&'static str, String, Vec<u8>),
+) -> Measured {
     sink.reset();
     let r0 = sink.received.get();
     let (s0, t0) = (server.usage(), Usage::own());
     let start = Instant::now();
-    let kind = server.kind;
-    let sent = open_loop(server.port, rate, count, 16, sink, |_, stamp| {
-        kind.publish(stamp)
-    })
-    .await;
-    let published_for = start.elapsed();
-    let expected = sent.ok * n as u64;
+    let sent = open_loop(server.port, rate, count, pool, sink, make).await;
+    let answered_in = start.elapsed();
+    let expected = sent.ok * fanout as u64;
     drain(
         sink,
         r0 + expected,
@@ -250,33 +298,32 @@ async fn fan_step(
     )
     .await;
     let (s1, t1) = (server.usage(), Usage::own());
-    let got = sink.received.get() - r0;
-    let wall = sink
-        .last_at
-        .get()
-        .saturating_duration_since(start)
-        .max(published_for)
-        .as_secs_f64();
-    let [p50, p99, p999] = sink.percentiles();
-    let cpu = s1.cpu_s - s0.cpu_s;
-    FanRow {
-        peer: kind.name().into(),
-        subscribers: n,
-        target_per_s: target,
-        delivered_per_s: got as f64 / wall,
-        p50_ms: p50,
-        p99_ms: p99,
-        p999_ms: p999,
-        lost: expected.saturating_sub(got),
-        publish_failed: sent.failed + sent.skipped,
-        server_cpu_pct: cpu / wall * 100.0,
-        server_us_per_delivery: if got > 0 {
-            cpu * 1e6 / got as f64
-        } else {
-            f64::NAN
-        },
-        tool_cpu_pct: (t1.cpu_s - t0.cpu_s) / wall * 100.0,
+    Measured {
+        sent,
+        expected,
+        got: sink.received.get() - r0,
+        answered_in: answered_in.as_secs_f64(),
+        wall: sink
+            .last_at
+            .get()
+            .saturating_duration_since(start)
+            .max(answered_in)
+            .as_secs_f64(),
+        percentiles: sink.percentiles(),
+        server_cpu_s: s1.cpu_s - s0.cpu_s,
+        tool_cpu_s: t1.cpu_s - t0.cpu_s,
     }
+}
+
+/// Lets a step's stragglers land before the next step starts.
+async fn settle(sink: &Sink) {
+    drain(
+        sink,
+        u64::MAX,
+        Duration::from_millis(300),
+        Duration::from_secs(10),
+    )
+    .await;
 }
 
 /// The mutation path (Switchboard only: the peers have no durable store): REST creates and updates, each
@@ -305,13 +352,7 @@ pub async fn mutation(ctx: &Ctx) -> Result<Vec<MutRow>> {
             if saturated {
                 break;
             }
-            drain(
-                &sink,
-                u64::MAX,
-                Duration::from_millis(300),
-                Duration::from_secs(10),
-            )
-            .await;
+            settle(&sink).await;
         }
         subs.close();
         server.stop().await;
@@ -346,13 +387,7 @@ pub async fn mutation(ctx: &Ctx) -> Result<Vec<MutRow>> {
             if saturated {
                 break;
             }
-            drain(
-                &sink,
-                u64::MAX,
-                Duration::from_millis(300),
-                Duration::from_secs(10),
-            )
-            .await;
+            settle(&sink).await;
         }
         subs.close();
         idle_subs.close();
@@ -391,66 +426,47 @@ async fn mut_step(
     subscribers: usize,
     rate: f64,
 ) -> MutRow {
-    sink.reset();
-    let r0 = sink.received.get();
-    let s0 = server.usage();
-    let start = Instant::now();
     let count = (rate * ctx.step_s).round() as u64;
     let ids: Rc<[String]> = ids.into();
-    let sent = open_loop(server.port, rate, count, MUT_POOL, sink, move |i, stamp| {
-        if i % 2 == 0 {
-            (
-                "POST",
-                "/api/agents".into(),
-                format!(r#"{{"name":"BT{stamp}"}}"#).into_bytes(),
-            )
-        } else {
-            let id = &ids[(i / 2) as usize % ids.len()];
-            (
-                "PATCH",
-                format!("/api/agents/{id}"),
-                format!(r#"{{"name":"BT{stamp}"}}"#).into_bytes(),
-            )
-        }
-    })
-    .await;
-    let answered_in = start.elapsed().as_secs_f64();
-    let expected = sent.ok * subscribers as u64;
-    drain(
+    let m = measure(
+        server,
         sink,
-        r0 + expected,
-        Duration::from_secs(3),
-        Duration::from_secs(20),
+        rate,
+        count,
+        MUT_POOL,
+        subscribers,
+        move |i, stamp| {
+            if i % 2 == 0 {
+                (
+                    "POST",
+                    "/api/agents".into(),
+                    format!(r#"{{"name":"BT{stamp}"}}"#).into_bytes(),
+                )
+            } else {
+                let id = &ids[(i / 2) as usize % ids.len()];
+                (
+                    "PATCH",
+                    format!("/api/agents/{id}"),
+                    format!(r#"{{"name":"BT{stamp}"}}"#).into_bytes(),
+                )
+            }
+        },
     )
     .await;
-    let s1 = server.usage();
-    let got = sink.received.get() - r0;
-    let wall = sink
-        .last_at
-        .get()
-        .saturating_duration_since(start)
-        .as_secs_f64()
-        .max(answered_in);
-    let [p50, p99, p999] = sink.percentiles();
-    let cpu = s1.cpu_s - s0.cpu_s;
     let row = MutRow {
         mode: mode.into(),
         subscribers,
         target_per_s: rate,
-        committed_per_s: sent.ok as f64 / answered_in,
-        delivered_per_s: got as f64 / wall,
-        p50_ms: p50,
-        p99_ms: p99,
-        p999_ms: p999,
-        failed: sent.failed,
-        skipped: sent.skipped,
-        lost: expected.saturating_sub(got),
-        server_cpu_pct: cpu / wall * 100.0,
-        server_us_per_mutation: if sent.ok > 0 {
-            cpu * 1e6 / sent.ok as f64
-        } else {
-            f64::NAN
-        },
+        committed_per_s: m.sent.ok as f64 / m.answered_in,
+        delivered_per_s: m.got as f64 / m.wall,
+        p50_ms: m.percentiles[0],
+        p99_ms: m.percentiles[1],
+        p999_ms: m.percentiles[2],
+        failed: m.sent.failed,
+        skipped: m.sent.skipped,
+        lost: m.lost(),
+        server_cpu_pct: m.server_cpu_s / m.wall * 100.0,
+        server_us_per_mutation: per(m.server_cpu_s * 1e6, m.sent.ok),
     };
     eprintln!(
         "mut   {:8} {:>5} subs  {:>6.0}/s → {:>6.0} committed/s  p50 {:>6.1}  p99 {:>6.1}  p99.9 {:>6.1} ms  failed {}  skipped {}  lost {}  srv {:>3.0}% {:>5.1} µs/mut",
