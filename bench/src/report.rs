@@ -82,39 +82,38 @@ pub fn markdown(label: &str, r: &Results, plot: Option<&str>) -> String {
     );
     if !r.at_rest.is_empty() {
         let _ = writeln!(s, "**At rest** (no connections, 5 s):\n");
-        let _ = writeln!(s, "| peer | RSS MB | CPU ms in 5 s |\n|---|---:|---:|");
-        for a in &r.at_rest {
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} |",
-                a.peer,
-                f(a.rss_mb, 1),
-                f(a.cpu_ms_5s, 0)
-            );
-        }
-        s.push('\n');
+        table(
+            &mut s,
+            &["peer", "RSS MB", "CPU ms in 5 s"],
+            r.at_rest
+                .iter()
+                .map(|a| vec![a.peer.clone(), f(a.rss_mb, 1), f(a.cpu_ms_5s, 0)]),
+        );
     }
     if !r.idle.is_empty() {
         let _ = writeln!(
             s,
             "**Idle connections** (subscribed to one channel; RSS growth over the server at rest):\n"
         );
-        let _ = writeln!(
-            s,
-            "| peer | connections | RSS MB | KB per connection | connects/s |\n|---|---:|---:|---:|---:|"
+        table(
+            &mut s,
+            &[
+                "peer",
+                "connections",
+                "RSS MB",
+                "KB per connection",
+                "connects/s",
+            ],
+            r.idle.iter().map(|i| {
+                vec![
+                    i.peer.clone(),
+                    i.connections.to_string(),
+                    f(i.rss_mb, 1),
+                    f(i.kb_per_conn, 2),
+                    k(i.connects_per_s),
+                ]
+            }),
         );
-        for i in &r.idle {
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {} | {} |",
-                i.peer,
-                i.connections,
-                f(i.rss_mb, 1),
-                f(i.kb_per_conn, 2),
-                k(i.connects_per_s)
-            );
-        }
-        s.push('\n');
     }
     if !r.fanout.is_empty() {
         let _ = writeln!(
@@ -122,38 +121,43 @@ pub fn markdown(label: &str, r: &Results, plot: Option<&str>) -> String {
             "**Fan-out** (one publisher over HTTP, every message to every subscriber; latency is publish → receive; \
              CPU is of one core; a step that misses 70% of its target ends the series):\n"
         );
-        let _ = writeln!(
-            s,
-            "| peer | subs | target/s | delivered/s | p50 ms | p99 ms | p99.9 ms | lost | server CPU | server µs/delivery | tool CPU |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        table(
+            &mut s,
+            &[
+                "peer",
+                "subs",
+                "target/s",
+                "delivered/s",
+                "p50 ms",
+                "p99 ms",
+                "p99.9 ms",
+                "lost",
+                "server CPU",
+                "server µs/delivery",
+                "tool CPU",
+            ],
+            r.fanout.iter().map(|x| {
+                vec![
+                    x.peer.clone(),
+                    k(x.subscribers as f64),
+                    k(x.target_per_s),
+                    k(x.delivered_per_s),
+                    f(x.p50_ms, 1),
+                    f(x.p99_ms, 1),
+                    f(x.p999_ms, 1),
+                    x.lost.to_string(),
+                    format!("{}%", f(x.server_cpu_pct, 0)),
+                    f(x.server_us_per_delivery, 2),
+                    format!("{}%", f(x.tool_cpu_pct, 0)),
+                ]
+            }),
         );
-        for x in &r.fanout {
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {}% | {} | {}% |",
-                x.peer,
-                k(x.subscribers as f64),
-                k(x.target_per_s),
-                k(x.delivered_per_s),
-                f(x.p50_ms, 1),
-                f(x.p99_ms, 1),
-                f(x.p999_ms, 1),
-                x.lost,
-                f(x.server_cpu_pct, 0),
-                f(x.server_us_per_delivery, 2),
-                f(x.tool_cpu_pct, 0)
-            );
-        }
-        s.push('\n');
         let _ = writeln!(
             s,
             "**Fan-out summary**: the highest step whose p99 ≤ 50 ms with nothing lost, and the most delivered per \
              second at any latency (with the server CPU per delivery there):\n"
         );
-        let _ = writeln!(
-            s,
-            "| peer | subs | best delivered/s at p99 ≤ 50 ms | its p99 ms | most delivered/s | its p99 ms | server µs/delivery there |\n|---|---:|---:|---:|---:|---:|---:|"
-        );
-        for (peer, n) in series(&r.fanout) {
+        let summary = series(&r.fanout).into_iter().filter_map(|(peer, n)| {
             let rows = || {
                 r.fanout
                     .iter()
@@ -162,22 +166,33 @@ pub fn markdown(label: &str, r: &Results, plot: Option<&str>) -> String {
             let best = rows()
                 .filter(|x| x.p99_ms <= 50.0 && x.lost == 0)
                 .max_by(|a, b| a.delivered_per_s.total_cmp(&b.delivered_per_s));
-            let most = rows().max_by(|a, b| a.delivered_per_s.total_cmp(&b.delivered_per_s));
+            let most = rows().max_by(|a, b| a.delivered_per_s.total_cmp(&b.delivered_per_s))?;
             let (b_rate, b_p99) = best.map_or(("none".into(), "–".into()), |b| {
                 (k(b.delivered_per_s), f(b.p99_ms, 1))
             });
-            if let Some(m) = most {
-                let _ = writeln!(
-                    s,
-                    "| {peer} | {} | {b_rate} | {b_p99} | {} | {} | {} |",
-                    k(n as f64),
-                    k(m.delivered_per_s),
-                    f(m.p99_ms, 1),
-                    f(m.server_us_per_delivery, 2)
-                );
-            }
-        }
-        s.push('\n');
+            Some(vec![
+                peer.clone(),
+                k(n as f64),
+                b_rate,
+                b_p99,
+                k(most.delivered_per_s),
+                f(most.p99_ms, 1),
+                f(most.server_us_per_delivery, 2),
+            ])
+        });
+        table(
+            &mut s,
+            &[
+                "peer",
+                "subs",
+                "best delivered/s at p99 ≤ 50 ms",
+                "its p99 ms",
+                "most delivered/s",
+                "its p99 ms",
+                "server µs/delivery there",
+            ],
+            summary,
+        );
     }
     if !r.mutation.is_empty() {
         let _ = writeln!(
@@ -185,52 +200,60 @@ pub fn markdown(label: &str, r: &Results, plot: Option<&str>) -> String {
             "**Mutation path** (Switchboard only: REST creates and updates, half each, each committed to SQLite \
              before its answer, then delivered over WebSocket; latency is request sent → event received):\n"
         );
-        let _ = writeln!(
-            s,
-            "| mode | subs | target/s | committed/s | delivered/s | p50 ms | p99 ms | p99.9 ms | failed | not sent | lost | server CPU | server µs/mutation |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        table(
+            &mut s,
+            &[
+                "mode",
+                "subs",
+                "target/s",
+                "committed/s",
+                "delivered/s",
+                "p50 ms",
+                "p99 ms",
+                "p99.9 ms",
+                "failed",
+                "not sent",
+                "lost",
+                "server CPU",
+                "server µs/mutation",
+            ],
+            r.mutation.iter().map(|m| {
+                vec![
+                    m.mode.clone(),
+                    k(m.subscribers as f64),
+                    k(m.target_per_s),
+                    k(m.committed_per_s),
+                    k(m.delivered_per_s),
+                    f(m.p50_ms, 1),
+                    f(m.p99_ms, 1),
+                    f(m.p999_ms, 1),
+                    m.failed.to_string(),
+                    m.skipped.to_string(),
+                    m.lost.to_string(),
+                    format!("{}%", f(m.server_cpu_pct, 0)),
+                    f(m.server_us_per_mutation, 1),
+                ]
+            }),
         );
-        for m in &r.mutation {
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {}% | {} |",
-                m.mode,
-                k(m.subscribers as f64),
-                k(m.target_per_s),
-                k(m.committed_per_s),
-                k(m.delivered_per_s),
-                f(m.p50_ms, 1),
-                f(m.p99_ms, 1),
-                f(m.p999_ms, 1),
-                m.failed,
-                m.skipped,
-                m.lost,
-                f(m.server_cpu_pct, 0),
-                f(m.server_us_per_mutation, 1)
-            );
-        }
-        s.push('\n');
     }
     if !r.mcp.is_empty() {
         let _ = writeln!(
             s,
             "**MCP** (tool calls one after another through `switchboard mcp`, the stdio bridge, to the hub):\n"
         );
-        let _ = writeln!(
-            s,
-            "| tool | calls | calls/s | p50 ms | p99 ms |\n|---|---:|---:|---:|---:|"
+        table(
+            &mut s,
+            &["tool", "calls", "calls/s", "p50 ms", "p99 ms"],
+            r.mcp.iter().map(|m| {
+                vec![
+                    m.tool.clone(),
+                    m.calls.to_string(),
+                    k(m.calls_per_s),
+                    f(m.p50_ms, 2),
+                    f(m.p99_ms, 2),
+                ]
+            }),
         );
-        for m in &r.mcp {
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {} | {} |",
-                m.tool,
-                m.calls,
-                k(m.calls_per_s),
-                f(m.p50_ms, 2),
-                f(m.p99_ms, 2)
-            );
-        }
-        s.push('\n');
     }
     if let Some(p) = plot {
         let _ = writeln!(
@@ -239,6 +262,16 @@ pub fn markdown(label: &str, r: &Results, plot: Option<&str>) -> String {
         );
     }
     s
+}
+
+/// A Markdown table (first column left-aligned, the rest right-aligned) and the blank line after it.
+fn table(s: &mut String, head: &[&str], rows: impl IntoIterator<Item = Vec<String>>) {
+    let _ = writeln!(s, "| {} |", head.join(" | "));
+    let _ = writeln!(s, "|---|{}", "---:|".repeat(head.len() - 1));
+    for row in rows {
+        let _ = writeln!(s, "| {} |", row.join(" | "));
+    }
+    s.push('\n');
 }
 
 fn series(rows: &[FanRow]) -> Vec<(String, usize)> {
