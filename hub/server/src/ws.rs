@@ -4,6 +4,7 @@
 //! connection stays open.
 
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::time::Duration;
 
 use axum::Extension;
@@ -22,6 +23,7 @@ use switchboard_core::{
     ClientInfo, Delivery, Error, EventDraft, Pattern, Principal, Session, SessionHandle, Source,
     SubscribeOpts, Subscribed,
 };
+use tokio_util::sync::WaitForCancellationFuture;
 
 use crate::error::{ApiResult, error_body, from_value};
 use crate::state::AppState;
@@ -266,13 +268,10 @@ async fn run(
             () = &mut stop => break End::Close(CLOSE_GOING_AWAY, "hub shutting down"),
             // Before events, so a busy stream still pings and its client's pongs keep it from idling out.
             _ = ping.tick() => {
-                let sent = tokio::select! {
-                    biased;
-                    () = &mut stop => Err(WriteStop::Shutdown),
-                    () = &mut cut_off => Err(WriteStop::Cut),
-                    r = socket.send(Message::Ping(Bytes::new())) => r.map_err(|_| WriteStop::Failed),
+                let ping = async {
+                    socket.send(Message::Ping(Bytes::new())).await.map_err(|_| WriteStop::Failed)
                 };
-                if let Err(w) = sent {
+                if let Err(w) = guarded(stop.as_mut(), cut_off.as_mut(), ping).await {
                     break stopped(w, &session);
                 }
             }
@@ -305,13 +304,8 @@ async fn run(
                     // The bus cut the session off (slow consumer).
                     break stopped(WriteStop::Cut, &session);
                 };
-                let sent = tokio::select! {
-                    biased;
-                    () = &mut stop => Err(WriteStop::Shutdown),
-                    () = &mut cut_off => Err(WriteStop::Cut),
-                    r = write_batch(&mut socket, &mut session, first) => r,
-                };
-                if let Err(w) = sent {
+                let batch = write_batch(&mut socket, &mut session, first);
+                if let Err(w) = guarded(stop.as_mut(), cut_off.as_mut(), batch).await {
                     break stopped(w, &session);
                 }
             }
@@ -344,6 +338,21 @@ async fn close_handshake(mut socket: WebSocket, code: u16, reason: &'static str)
             }
         })
         .await;
+    }
+}
+
+/// Runs `write` unless shutdown or the bus cutting the session off comes first: a write to a client that does
+/// not read can block for as long as the client likes.
+async fn guarded(
+    stop: Pin<&mut WaitForCancellationFuture<'_>>,
+    cut_off: Pin<&mut WaitForCancellationFuture<'_>>,
+    write: impl Future<Output = Result<(), WriteStop>>,
+) -> Result<(), WriteStop> {
+    tokio::select! {
+        biased;
+        () = stop => Err(WriteStop::Shutdown),
+        () = cut_off => Err(WriteStop::Cut),
+        r = write => r,
     }
 }
 
