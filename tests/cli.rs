@@ -211,8 +211,14 @@ fn ide_prints_the_same_config_as_the_hub_serves() {
                 hub.url,
                 if over_http { "?http=1" } else { "" }
             );
-            let (status, served) = rt.block_on(call(http().get(url)));
+            // The token is handed only to callers that present it (SPEC §10); `switchboard ide` reads it itself.
+            let (status, served) = rt.block_on(call(http().get(&url).bearer_auth(&token)));
             assert_eq!(status, 200);
+            let (_, anonymous) = rt.block_on(call(http().get(&url)));
+            assert!(
+                !anonymous["text"].as_str().unwrap().contains(&token),
+                "{anonymous}"
+            );
             assert_eq!(
                 printed.trim_end(),
                 served["text"].as_str().unwrap(),

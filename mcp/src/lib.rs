@@ -1,15 +1,21 @@
 //! Switchboard's MCP server (SPEC §8), over [`switchboard_core`].
 //!
-//! - [`server`]: [`SwitchboardMcp`], every tool and resource, implemented once; resource notifications for both
-//!   protocol eras (`resources/subscribe` and `subscriptions/listen`).
+//! - [`server`]: [`SwitchboardMcp`], one per MCP session: who the caller is, and the `ServerHandler` glue.
+//! - [`tools`]: every tool, each a call on the request's caller.
+//! - [`args`]: the tools' own arguments and results (the rest are the core's types, with the core's schemas).
+//! - [`resources`]: the resources, and following changes to them for both subscription eras
+//!   (`resources/subscribe` and `subscriptions/listen`).
 //! - [`http`]: the `/mcp` Streamable HTTP service and `/api/ide/{name}`, merged into the hub's router.
 //! - [`bridge`]: `switchboard mcp`, stdio forwarded to the hub's `/mcp`.
 //! - [`ide`]: the config snippet each IDE wants.
 
+pub mod args;
 pub mod bridge;
 pub mod http;
 pub mod ide;
+pub mod resources;
 pub mod server;
+mod tools;
 
 pub use http::router;
 pub use server::{McpInfo, SwitchboardMcp};

@@ -44,7 +44,22 @@ impl HubClient {
         body: Option<Value>,
         headers: &[(&str, String)],
     ) -> Result<Value> {
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        self.call_with(method, path, &[], body, headers).await
+    }
+
+    /// A request with `query` parameters, URL-encoded.
+    async fn call_with(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<Value>,
+        headers: &[(&str, String)],
+    ) -> Result<Value> {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .query(query);
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
         }
@@ -77,13 +92,44 @@ impl HubClient {
         Ok(v)
     }
 
+    /// `GET path`.
     pub async fn get(&self, path: &str) -> Result<Value> {
         self.call(reqwest::Method::GET, path, None, &[]).await
     }
+
+    /// `switchboard agents list`: the page after `cursor` (`filter` holds `status`, `q` and `limit`), or with
+    /// `all` every page, as one `{agents, next_cursor}`.
+    pub async fn list_agents(
+        &self,
+        filter: &[(&str, String)],
+        mut cursor: Option<String>,
+        all: bool,
+    ) -> Result<Value> {
+        let mut agents = Vec::new();
+        loop {
+            let mut query = filter.to_vec();
+            query.extend(cursor.take().map(|c| ("cursor", c)));
+            let page = self
+                .call_with(reqwest::Method::GET, "/api/agents", &query, None, &[])
+                .await?;
+            let next = page["next_cursor"].as_str().map(str::to_owned);
+            if !all {
+                return Ok(page);
+            }
+            agents.extend(page["agents"].as_array().cloned().unwrap_or_default());
+            match next {
+                Some(n) => cursor = Some(n),
+                None => return Ok(json!({"agents": agents, "next_cursor": null})),
+            }
+        }
+    }
+
+    /// `POST path` with a JSON body.
     pub async fn post(&self, path: &str, body: Value) -> Result<Value> {
         self.call(reqwest::Method::POST, path, Some(body), &[])
             .await
     }
+    /// `PATCH path` with a JSON body, conditional on `if_match`.
     pub async fn patch(&self, path: &str, body: Value, if_match: Option<i64>) -> Result<Value> {
         let h: Vec<(&str, String)> = if_match
             .map(|v| ("if-match", format!("\"{v}\"")))
@@ -92,6 +138,7 @@ impl HubClient {
         self.call(reqwest::Method::PATCH, path, Some(body), &h)
             .await
     }
+    /// `DELETE path`.
     pub async fn delete(&self, path: &str) -> Result<Value> {
         self.call(reqwest::Method::DELETE, path, None, &[]).await
     }

@@ -30,11 +30,8 @@ pub async fn start(
     let data_dir = config.data_dir.clone();
     let mcp_stop = shutdown.child_token();
     switchboard_server::start_with(config, shutdown, move |state| {
-        let target = ide_target(
-            &state.url,
-            Some(state.auth.token().expose().to_owned()),
-            &data_dir,
-        );
+        // The token goes into a snippet per request, for the callers allowed to have it.
+        let target = ide_target(&state.url, None, &data_dir);
         let info = switchboard_mcp::McpInfo {
             url: state.url.clone(),
         };

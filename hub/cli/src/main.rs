@@ -88,15 +88,22 @@ enum Command {
 
 #[derive(Subcommand)]
 enum AgentsCmd {
-    /// List agents.
+    /// List agents, a page at a time: `next_cursor` of one page is `--cursor` of the next.
     List {
         #[arg(long)]
         status: Option<String>,
         /// Substring of name or description.
         #[arg(long)]
         q: Option<String>,
+        /// Agents per page (1–500).
         #[arg(long, default_value_t = 100)]
         limit: usize,
+        /// Start after this `next_cursor` of an earlier page.
+        #[arg(long, conflicts_with = "all")]
+        cursor: Option<String>,
+        /// Every page, as one list.
+        #[arg(long)]
+        all: bool,
     },
     /// Show one agent.
     Get { id: String },
@@ -244,11 +251,17 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Agents { hub, cmd } => {
             let c = client(hub);
             let v = match cmd {
-                AgentsCmd::List { status, q, limit } => {
-                    let mut query = vec![format!("limit={limit}")];
-                    query.extend(status.map(|s| format!("status={s}")));
-                    query.extend(q.map(|s| format!("q={}", s.replace(' ', "%20"))));
-                    c.get(&format!("/api/agents?{}", query.join("&"))).await?
+                AgentsCmd::List {
+                    status,
+                    q,
+                    limit,
+                    cursor,
+                    all,
+                } => {
+                    let mut filter = vec![("limit", limit.to_string())];
+                    filter.extend(status.map(|s| ("status", s)));
+                    filter.extend(q.map(|s| ("q", s)));
+                    c.list_agents(&filter, cursor, all).await?
                 }
                 AgentsCmd::Get { id } => c.get(&format!("/api/agents/{id}")).await?,
                 AgentsCmd::Create { json } => c.post("/api/agents", parse_json_arg(&json)?).await?,

@@ -1,5 +1,6 @@
 //! The core's one error type. Every variant carries a stable machine code (`code()`) and a message safe to show
-//! a client; transports map [`ErrorKind`] to their own status (HTTP status, WS error frame, MCP tool error).
+//! a client; transports map [`ErrorKind`] to their own status (HTTP status, WS error frame, MCP tool error), and
+//! all of them show it in one shape, [`Error::body`].
 
 use std::fmt;
 
@@ -42,9 +43,11 @@ impl fmt::Display for Error {
     }
 }
 
+/// The core's result.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// An error of `kind` with a stable `code` and a message safe to show.
     pub fn new(kind: ErrorKind, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             kind,
@@ -52,6 +55,7 @@ impl Error {
             message: message.into(),
         }
     }
+    /// The request could not be parsed.
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(ErrorKind::BadRequest, code, message)
     }
@@ -63,9 +67,11 @@ impl Error {
             format!("{field}: {why}"),
         )
     }
+    /// The thing named does not exist.
     pub fn not_found(what: impl Into<String>) -> Self {
         Self::new(ErrorKind::NotFound, "not_found", what)
     }
+    /// `expected_version` did not match.
     pub fn conflict(expected: i64, actual: i64) -> Self {
         Self::new(
             ErrorKind::Conflict,
@@ -73,15 +79,19 @@ impl Error {
             format!("expected version {expected}, current version is {actual}"),
         )
     }
+    /// A payload or field is over its size limit.
     pub fn too_large(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::TooLarge, "payload_too_large", message)
     }
+    /// Credentials are missing or wrong.
     pub fn unauthorized(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Unauthorized, "unauthorized", message)
     }
+    /// The caller may not do this.
     pub fn forbidden(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Forbidden, "forbidden", message)
     }
+    /// Over a rate limit.
     pub fn rate_limited() -> Self {
         Self::new(
             ErrorKind::RateLimited,
@@ -94,14 +104,29 @@ impl Error {
         tracing::error!(%cause, "internal error");
         Self::new(ErrorKind::Internal, "internal", "internal error")
     }
+    /// A request body or client frame over [`MAX_BODY_BYTES`](crate::limits::MAX_BODY_BYTES).
+    pub fn body_too_large() -> Self {
+        Self::new(
+            ErrorKind::TooLarge,
+            "payload_too_large",
+            "the request is over the 1 MiB limit",
+        )
+    }
+    /// What went wrong, for picking a status.
     pub fn kind(&self) -> ErrorKind {
         self.kind
     }
+    /// The stable machine code.
     pub fn code(&self) -> &'static str {
         self.code
     }
+    /// The client-safe message.
     pub fn message(&self) -> &str {
         &self.message
+    }
+    /// The error as every transport shows it: `{"error":{"code","message"}}` (SPEC §3).
+    pub fn body(&self) -> serde_json::Value {
+        serde_json::json!({"error": {"code": self.code, "message": self.message}})
     }
 }
 

@@ -1,29 +1,43 @@
-//! Switchboard's core: the domain, the durable store and the bus. It knows no transport, no Tauri and no MCP.
+//! Switchboard's core: the domain, the access rules, the durable store and the bus. It knows no transport, no
+//! Tauri and no MCP.
 //!
+//! - [`hub`]: [`Hub`], the handle the app holds: it opens the data dir, authenticates callers, runs retention.
+//! - [`caller`]: [`Caller`], every operation that reads or changes state, checked against who is calling. The
+//!   only way in for transports, so none of them decides who may do what.
+//! - [`auth`]: the hub token, JWT claims, constant-time comparison, [`Principal`] and the rules it obeys.
 //! - [`model`]: agents and their validation, the event envelope, channel names and subscription patterns.
-//! - [`store`]: SQLite in WAL mode, embedded migrations, the single writer thread (commit, then broadcast) and
-//!   pooled readers.
-//! - [`bus`]: connections, the subscription index, bounded per-connection queues, slow-consumer cut-off and exact
-//!   resume from the log.
-//! - [`hub`]: [`Hub`], the handle transports hold: mutations, publishes, questions, retention.
+//! - [`bus`]: connections ([`Session`]), the subscription index, bounded per-connection queues, slow-consumer
+//!   cut-off and exact resume from the log.
+//! - `store` (private): SQLite in WAL mode: migrations, the single writer thread (commit, then broadcast), the
+//!   pooled reader.
 //! - [`questions`]: pending `ask_user` questions; the first answer from any transport wins.
-//! - [`auth`]: the hub token, JWT claims, constant-time comparison and the socket publish limiter.
-//! - [`error`]: [`Error`] with stable codes; transports map [`ErrorKind`] to their own statuses.
+//! - [`limits`]: every size, count and rate limit, once.
+//! - [`error`]: [`Error`] with stable codes and one JSON shape; transports map [`ErrorKind`] to their statuses.
 
 pub mod auth;
 pub mod bus;
+pub mod caller;
 pub mod error;
 pub mod hub;
+pub mod limits;
 pub mod model;
 pub mod questions;
-pub mod store;
+mod store;
 
-pub use auth::{Auth, Principal, Secret};
-pub use bus::{Bus, ClientInfo, Delivery, Session, SessionHandle, SubscribeOpts, Subscribed};
+pub use auth::{Auth, JwtClaims, Principal, Secret};
+pub use bus::{
+    BusConfig, ChannelSnapshot, ClientInfo, ClientSnapshot, Delivery, Resume, Session,
+    SessionHandle, Subscribed,
+};
+pub use caller::Caller;
 pub use error::{Error, ErrorKind, Result};
-pub use hub::{AskedQuestion, Hub, HubConfig, Published};
-pub use model::{Agent, AgentPatch, Event, EventDraft, NewAgent, Pattern, Source};
-pub use store::{AgentQuery, Retention};
+pub use hub::{Hub, HubConfig, Published};
+pub use model::{
+    Agent, AgentPage, AgentPatch, AgentQuery, Event, EventsPage, EventsQuery, NewAgent, NewEvent,
+    Pattern, Source,
+};
+pub use questions::{AskedQuestion, PendingQuestion};
+pub use store::Retention;
 
 /// The hub's version, as `/health` reports it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

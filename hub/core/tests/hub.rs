@@ -1,11 +1,16 @@
-//! The core on a real SQLite file: retention and resume limits, failed writes, and questions.
+//! The core on a real SQLite file: retention (on its schedule, in paused time) and resume limits, failed writes,
+//! questions, and the caller rules that no transport can skip.
 
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 use switchboard_core::{
-    ClientInfo, Delivery, EventDraft, Hub, HubConfig, Pattern, Retention, Source, SubscribeOpts,
+    Caller, ClientInfo, Delivery, EventsQuery, Hub, HubConfig, NewEvent, Pattern, Principal,
+    Resume, Retention, Session, Source,
 };
+use tokio_util::sync::CancellationToken;
+
+const WAIT: Duration = Duration::from_secs(5);
 
 async fn hub(dir: &std::path::Path, max_events: u64) -> Hub {
     let mut cfg = HubConfig::new(dir);
@@ -16,72 +21,78 @@ async fn hub(dir: &std::path::Path, max_events: u64) -> Hub {
     Hub::open(cfg).await.unwrap()
 }
 
-async fn publish(hub: &Hub, n: u64) {
+fn owner(hub: &Hub) -> Caller {
+    hub.caller(Principal::Owner, Source::System)
+}
+
+async fn publish(c: &Caller, n: u64) {
     for i in 0..n {
-        hub.publish(EventDraft::new("c", "e", json!(i), Source::System).unwrap())
-            .await
-            .unwrap();
+        c.publish(NewEvent::new("c", "e", json!(i))).await.unwrap();
     }
+}
+
+/// A connection following `pattern` from `since`.
+fn follow(c: &Caller, pattern: &str, since: Option<u64>) -> Session {
+    c.follow(
+        ClientInfo::new("test"),
+        Some(Pattern::parse(pattern).unwrap()),
+        &Resume { since, epoch: None },
+    )
+    .unwrap()
+}
+
+/// The next event (skipping control frames), within [`WAIT`].
+async fn next_event(s: &mut Session) -> switchboard_core::Event {
+    loop {
+        match tokio::time::timeout(WAIT, s.next()).await {
+            Ok(Some(Delivery::Event(e))) => return e,
+            Ok(Some(Delivery::Control(_))) => {}
+            Ok(None) => panic!("session ended"),
+            Err(_) => panic!("no event within {WAIT:?}"),
+        }
+    }
+}
+
+async fn seqs(c: &Caller, since: u64) -> Vec<u64> {
+    let q = EventsQuery {
+        since: Some(since),
+        ..Default::default()
+    };
+    c.events(q)
+        .await
+        .unwrap()
+        .events
+        .iter()
+        .map(|e| e.seq())
+        .collect()
 }
 
 #[tokio::test]
 async fn prune_keeps_the_newest_and_limits_recovery() {
     let tmp = tempfile::tempdir().unwrap();
     let hub = hub(tmp.path(), 5).await;
-    publish(&hub, 12).await;
+    let c = owner(&hub);
+    publish(&c, 12).await;
     assert_eq!(hub.prune().await.unwrap(), 7);
     assert_eq!(
         hub.prune().await.unwrap(),
         0,
         "pruning again removes nothing"
     );
-    let left: Vec<u64> = hub
-        .events(None, Some(0), 100, true)
-        .await
-        .unwrap()
-        .iter()
-        .map(|e| e.seq())
-        .collect();
-    assert_eq!(left, [8, 9, 10, 11, 12]);
+    assert_eq!(seqs(&c, 0).await, [8, 9, 10, 11, 12]);
 
-    let mut s = hub.connect(ClientInfo {
-        id: "t".into(),
-        transport: "test",
-        ..Default::default()
-    });
+    let s = c
+        .follow(ClientInfo::new("test"), None, &Resume::default())
+        .unwrap();
     let old = s
-        .subscribe(
-            Pattern::parse("c").unwrap(),
-            SubscribeOpts {
-                since: Some(3),
-                ..Default::default()
-            },
-            |_| None,
-        )
+        .subscribe(Pattern::parse("c").unwrap(), &Resume::after(3), |_| None)
         .unwrap();
     assert_eq!(old.recovered, Some(false), "events 4..7 are gone");
-    s.unsubscribe(&Pattern::parse("c").unwrap());
-    let ok = s
-        .subscribe(
-            Pattern::parse("c").unwrap(),
-            SubscribeOpts {
-                since: Some(9),
-                ..Default::default()
-            },
-            |_| None,
-        )
-        .unwrap();
-    assert_eq!(ok.recovered, Some(true));
+    drop(s);
+    let mut s = follow(&c, "c", Some(9));
     let mut got = Vec::new();
     while got.len() < 3 {
-        match tokio::time::timeout(Duration::from_secs(5), s.next())
-            .await
-            .unwrap()
-        {
-            Some(Delivery::Event(e)) => got.push(e.seq()),
-            Some(Delivery::Control(_)) => {}
-            None => panic!("session ended"),
-        }
+        got.push(next_event(&mut s).await.seq());
     }
     assert_eq!(got, [10, 11, 12]);
     drop(s);
@@ -91,8 +102,67 @@ async fn prune_keeps_the_newest_and_limits_recovery() {
     let hub = self::hub(tmp.path(), 5).await;
     assert_eq!(hub.last_seq(), 12);
     hub.prune().await.unwrap();
-    publish(&hub, 1).await;
+    publish(&owner(&hub), 1).await;
     assert_eq!(hub.last_seq(), 13);
+    hub.shutdown().await;
+}
+
+/// Keeps the paused clock from auto-advancing until dropped: tokio does not auto-advance while a blocking task
+/// runs (documented under `tokio::time::pause`). Writes wait on the store's own thread, which tokio cannot see.
+struct HoldClock(Option<std::sync::mpsc::Sender<()>>);
+
+fn hold_clock() -> HoldClock {
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    tokio::task::spawn_blocking(move || {
+        let _ = rx.recv();
+    });
+    HoldClock(Some(tx))
+}
+
+impl Drop for HoldClock {
+    fn drop(&mut self) {
+        self.0.take();
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn retention_runs_at_start_and_then_on_its_schedule() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = HubConfig::new(tmp.path());
+    cfg.retention.max_events = 5;
+    cfg.retention_every = Duration::from_secs(60);
+    let hub = Hub::open(cfg).await.unwrap();
+    let c = owner(&hub);
+    let hold = hold_clock();
+    publish(&c, 12).await;
+    let stop = CancellationToken::new();
+    let task = hub.spawn_retention(stop.clone());
+    // The first run is at once.
+    while seqs(&c, 0).await.len() != 5 {
+        tokio::task::yield_now().await;
+    }
+    publish(&c, 3).await;
+    drop(hold);
+    tokio::time::sleep(Duration::from_secs(59)).await;
+    let hold = hold_clock();
+    assert_eq!(
+        seqs(&c, 0).await,
+        (8..=15).collect::<Vec<_>>(),
+        "not before the minute is up"
+    );
+    drop(hold);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let _hold = hold_clock();
+    let deadline = std::time::Instant::now() + WAIT;
+    while seqs(&c, 0).await != [11, 12, 13, 14, 15] {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "retention did not run at 60 s"
+        );
+        tokio::task::yield_now().await;
+    }
+    stop.cancel();
+    task.await.unwrap();
     hub.shutdown().await;
 }
 
@@ -100,41 +170,23 @@ async fn prune_keeps_the_newest_and_limits_recovery() {
 async fn a_failed_write_leaves_no_row_and_no_event() {
     let tmp = tempfile::tempdir().unwrap();
     let hub = hub(tmp.path(), 100).await;
-    let mut s = hub.connect(ClientInfo {
-        id: "t".into(),
-        transport: "test",
-        ..Default::default()
-    });
-    s.subscribe(
-        Pattern::parse("*").unwrap(),
-        SubscribeOpts::default(),
-        |_| None,
-    )
-    .unwrap();
+    let c = hub.caller(Principal::Owner, Source::Mcp);
+    let mut s = follow(&c, "*", None);
     let bad: switchboard_core::AgentPatch =
         serde_json::from_value(json!({"status": "NOT OK"})).unwrap();
-    let a = hub
-        .create_agent(
-            serde_json::from_value(json!({"name": "a"})).unwrap(),
-            Source::Mcp,
-        )
+    let a = c
+        .create_agent(serde_json::from_value(json!({"name": "a"})).unwrap())
         .await
         .unwrap();
+    assert!(c.update_agent(&a.id, bad, None).await.is_err());
     assert!(
-        hub.update_agent(&a.id, bad, None, Source::Mcp)
+        c.update_agent(&a.id, Default::default(), Some(9))
             .await
             .is_err()
     );
-    assert!(
-        hub.update_agent(&a.id, Default::default(), Some(9), Source::Mcp)
-            .await
-            .is_err()
-    );
-    assert_eq!(hub.get_agent(&a.id).await.unwrap().version, 1);
+    assert_eq!(c.get_agent(&a.id).await.unwrap().version, 1);
     assert_eq!(hub.last_seq(), 1);
-    let Some(Delivery::Event(e)) = s.next().await else {
-        panic!("no event")
-    };
+    let e = next_event(&mut s).await;
     assert_eq!(
         (e.seq(), e.event(), e.source()),
         (1, "agent.created", Source::Mcp)
@@ -151,62 +203,179 @@ async fn a_failed_write_leaves_no_row_and_no_event() {
 async fn the_first_answer_wins_and_unanswered_questions_expire() {
     let tmp = tempfile::tempdir().unwrap();
     let hub = hub(tmp.path(), 100).await;
-    let mut s = hub.connect(ClientInfo {
-        id: "ui".into(),
-        transport: "test",
-        ..Default::default()
-    });
-    s.subscribe(
-        Pattern::parse("questions").unwrap(),
-        SubscribeOpts::default(),
-        |_| None,
-    )
-    .unwrap();
-    let never = tokio_util::sync::CancellationToken::new();
+    let ide = hub.caller(Principal::Owner, Source::Mcp);
+    let mut s = follow(&owner(&hub), "questions", None);
+    let never = CancellationToken::new();
 
-    let q = hub.ask("Ship it?".into(), None, Source::Mcp).await.unwrap();
+    let q = ide.ask("Ship it?".into(), None).await.unwrap();
     let id = q.question_id.clone();
-    assert_eq!(hub.pending_questions().len(), 1);
+    assert_eq!(ide.questions().len(), 1);
     let waiter = tokio::spawn({
         let never = never.clone();
         async move { q.answer(Duration::from_secs(10), &never).await }
     });
-    hub.answer_question(&id, json!("yes"), Source::Ws)
-        .await
-        .unwrap();
+    let ws = hub.caller(Principal::Anonymous, Source::Ws);
+    ws.answer(&id, json!("yes")).await.unwrap();
     let second = hub
-        .answer_question(&id, json!("no"), Source::Rest)
+        .caller(Principal::Anonymous, Source::Rest)
+        .answer(&id, json!("no"))
         .await
         .unwrap_err();
     assert_eq!(second.code(), "not_found", "only the first answer counts");
-    let got = waiter.await.unwrap().expect("answered");
-    assert_eq!((got.answer, got.answered_by), (json!("yes"), Source::Ws));
-    assert!(hub.pending_questions().is_empty());
-    let mut names = Vec::new();
-    while names.len() < 2 {
-        if let Some(Delivery::Event(e)) = s.next().await {
-            names.push(e.event().to_owned());
-        }
-    }
-    assert_eq!(names, ["question", "answer"]);
-
-    let q = hub
-        .ask("Still there?".into(), None, Source::Mcp)
+    let got = tokio::time::timeout(WAIT, waiter)
         .await
-        .unwrap();
+        .unwrap()
+        .unwrap()
+        .expect("answered");
+    assert_eq!((got.answer, got.answered_by), (json!("yes"), Source::Ws));
+    assert!(ide.questions().is_empty());
+    let names = [next_event(&mut s).await, next_event(&mut s).await];
+    assert_eq!(names.map(|e| e.event().to_owned()), ["question", "answer"]);
+
+    let q = ide.ask("Still there?".into(), None).await.unwrap();
     assert!(
         q.answer(Duration::from_millis(50), &never).await.is_none(),
         "times out"
     );
     assert!(
-        hub.pending_questions().is_empty(),
+        ide.questions().is_empty(),
         "a timed-out question is withdrawn"
     );
-    let mut last = String::new();
-    while last != "question.expired" {
-        if let Some(Delivery::Event(e)) = s.next().await {
-            last = e.event().to_owned();
-        }
-    }
-    assert!(hub.ask("   ".into(), None, Source::Mcp).await.is_err());
+    assert_eq!(next_event(&mut s).await.event(), "question");
+    assert_eq!(next_event(&mut s).await.event(), "question.expired");
+    assert!(ide.ask("   ".into(), None).await.is_err());
+}
+
+fn jwt_caller(hub: &Hub, claims: Value) -> Caller {
+    let token = std::fs::read_to_string(hub.data_dir().join("token")).unwrap();
+    let jwt = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(token.trim().as_bytes()),
+    )
+    .unwrap();
+    let p = hub.authenticate(Some(&jwt), false).unwrap();
+    hub.caller(p, Source::Mcp)
+}
+
+#[tokio::test]
+async fn private_questions_and_channels_stay_with_those_who_may_read_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hub = hub(tmp.path(), 100).await;
+    let owner = owner(&hub);
+    let anon = hub.caller(Principal::Anonymous, Source::Rest);
+    let chat = jwt_caller(
+        &hub,
+        json!({"sub": "u", "channels": ["chat:*"], "publish": ["chat:*"]}),
+    );
+    let asked = owner
+        .ask("the launch code?".into(), Some("private-ops".into()))
+        .await
+        .unwrap();
+    let open = owner
+        .ask("lunch?".into(), Some("chat:1".into()))
+        .await
+        .unwrap();
+    assert_eq!(owner.questions().len(), 2);
+    assert_eq!(anon.questions().len(), 1, "the private question is hidden");
+    assert_eq!(chat.questions()[0].question_id, open.question_id);
+    let e = anon
+        .answer(&asked.question_id, json!("0000"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.code(),
+        "not_found",
+        "a hidden question cannot be answered"
+    );
+    let read_only = jwt_caller(&hub, json!({"channels": ["chat:*"], "publish": []}));
+    let e = read_only
+        .answer(&open.question_id, json!("yes"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.code(),
+        "forbidden",
+        "answering is publishing on the question's channel"
+    );
+    assert!(chat.answer(&open.question_id, json!("yes")).await.is_ok());
+
+    // Channels and the log, through the same reach.
+    let _sub = follow(&owner, "private-ops", None);
+    let _pub = follow(&anon, "chat:1", None);
+    let names = |c: &Caller| c.channels().into_iter().map(|c| c.name).collect::<Vec<_>>();
+    assert_eq!(names(&owner), ["chat:1", "private-ops"]);
+    assert_eq!(names(&anon), ["chat:1"]);
+    let all = |c: &Caller| {
+        let c = c.clone();
+        async move { c.events(EventsQuery::default()).await.unwrap().events }
+    };
+    assert!(all(&anon).await.iter().all(|e| e.channel() == "chat:1"));
+    assert!(
+        all(&owner)
+            .await
+            .iter()
+            .any(|e| e.channel() == "private-ops")
+    );
+    assert!(
+        all(&chat)
+            .await
+            .iter()
+            .all(|e| e.channel().starts_with("chat:"))
+    );
+    // A JWT cannot reach agents outside its claims; global and its own user channel it always may.
+    assert_eq!(
+        chat.list_agents(Default::default())
+            .await
+            .unwrap_err()
+            .code(),
+        "forbidden"
+    );
+    assert_eq!(
+        chat.create_agent(serde_json::from_value(json!({"name": "x"})).unwrap())
+            .await
+            .unwrap_err()
+            .code(),
+        "forbidden"
+    );
+    let mut s = chat
+        .open(ClientInfo::new("test"), &Resume::default(), |_| Ok(()))
+        .unwrap();
+    assert_eq!(s.subscriptions().len(), 2, "global and user:u");
+    owner
+        .publish(NewEvent::new("user:u", "dm", json!(1)))
+        .await
+        .unwrap();
+    assert_eq!(next_event(&mut s).await.channel(), "user:u");
+    assert!(chat.hub_token().is_none() && anon.hub_token().is_none());
+    assert!(owner.hub_token().is_some());
+    let p = chat
+        .publish(NewEvent::new("global", "x", Value::Null))
+        .await;
+    assert_eq!(p.unwrap_err().code(), "forbidden");
+}
+
+#[tokio::test]
+async fn the_connection_cap_counts_every_session() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = HubConfig::new(tmp.path());
+    cfg.bus.max_connections = 2;
+    let hub = Hub::open(cfg).await.unwrap();
+    let c = owner(&hub);
+    let a = c
+        .open(ClientInfo::new("ws"), &Resume::default(), |_| Ok(()))
+        .unwrap();
+    let _b = c
+        .follow(ClientInfo::new("mcp"), None, &Resume::default())
+        .unwrap();
+    let e = c
+        .open(ClientInfo::new("sse"), &Resume::default(), |_| Ok(()))
+        .err()
+        .unwrap();
+    assert_eq!(e.code(), "too_many_connections");
+    drop(a);
+    assert!(
+        c.open(ClientInfo::new("sse"), &Resume::default(), |_| Ok(()))
+            .is_ok()
+    );
 }

@@ -10,7 +10,8 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
-use switchboard_core::{Auth, Hub, HubConfig, auth::load_or_create_token};
+use switchboard_core::limits::MAX_BODY_BYTES;
+use switchboard_core::{Hub, HubConfig};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -20,21 +21,23 @@ use crate::security::{Policy, guard, ip_limiter};
 use crate::state::{AppState, StateInner};
 use crate::{metrics, rest, sse, ws};
 
-/// Largest request body (SPEC §10).
-pub const MAX_BODY: usize = 1024 * 1024;
-
 /// Why the hub did not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// Binding off loopback without `--require-token`.
     #[error(
         "refusing to bind {0} without token auth: anyone on that network could drive your agents. Pass --require-token (clients then send the token from <data dir>/token) or bind 127.0.0.1"
     )]
     InsecureBind(std::net::IpAddr),
+    /// The address is taken or not ours.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
+        /// What we tried to bind.
         addr: SocketAddr,
+        /// Why it failed.
         source: std::io::Error,
     },
+    /// The database or token file could not be opened.
     #[error("cannot open the data dir: {0}")]
     Core(#[from] switchboard_core::Error),
 }
@@ -81,7 +84,7 @@ pub fn router(state: AppState, extra: Router) -> Router {
         .with_state(state.clone())
         .merge(extra);
     let counter = state.http_requests.clone();
-    api.layer(DefaultBodyLimit::max(MAX_BODY))
+    api.layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .layer(state.policy.cors())
         .layer(middleware::from_fn_with_state(counter, count_requests))
@@ -89,8 +92,11 @@ pub fn router(state: AppState, extra: Router) -> Router {
 
 /// A hub that is listening.
 pub struct RunningHub {
+    /// Where it listens.
     pub addr: SocketAddr,
+    /// The core.
     pub hub: Hub,
+    /// What every handler shares.
     pub state: AppState,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     retention: tokio::task::JoinHandle<()>,
@@ -123,9 +129,10 @@ pub async fn start_with(
     }
     let mut hub_cfg = HubConfig::new(&config.data_dir);
     hub_cfg.retention = config.retention;
+    hub_cfg.require_token = config.require_token;
     hub_cfg.bus.queue_capacity = config.queue_capacity.max(1);
+    hub_cfg.bus.max_connections = config.max_connections;
     let hub = Hub::open(hub_cfg).await?;
-    let token = load_or_create_token(&config.data_dir)?;
     let addr = SocketAddr::new(config.bind, config.port);
     let listener = TcpListener::bind(addr)
         .await
@@ -135,7 +142,6 @@ pub async fn start_with(
         .map_err(|source| StartError::Bind { addr, source })?;
     let state = AppState::new(StateInner {
         hub: hub.clone(),
-        auth: Auth::new(token, config.require_token),
         policy: Arc::new(Policy::new(&config)),
         ip_limiter: config.rate_limit.and_then(ip_limiter),
         config: Arc::new(config),

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use switchboard_core::Retention;
+use switchboard_core::limits::{DEFAULT_MAX_CONNECTIONS, DEFAULT_QUEUE_CAPACITY};
 
 /// The hub's settings. Every field's default is what an unconfigured `switchboard serve` does.
 #[derive(Debug, Clone)]
@@ -24,7 +25,7 @@ pub struct ServerConfig {
     pub allow_origins: Vec<String>,
     /// REST requests per second per client IP; `None` (the default) means no REST rate limit.
     pub rate_limit: Option<u32>,
-    /// Most concurrent WebSocket + SSE connections.
+    /// Most concurrent connections: WebSocket, SSE and MCP sessions alike.
     pub max_connections: usize,
     /// WebSocket ping interval.
     pub heartbeat: Duration,
@@ -32,10 +33,12 @@ pub struct ServerConfig {
     pub idle_timeout: Duration,
     /// Events a connection may have queued before it is cut off as a slow consumer.
     pub queue_capacity: usize,
+    /// What the log keeps.
     pub retention: Retention,
 }
 
 impl ServerConfig {
+    /// The defaults, over `data_dir`.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -45,10 +48,10 @@ impl ServerConfig {
             allow_hosts: Vec::new(),
             allow_origins: Vec::new(),
             rate_limit: None,
-            max_connections: 50_000,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             heartbeat: Duration::from_secs(25),
             idle_timeout: Duration::from_secs(60),
-            queue_capacity: 4096,
+            queue_capacity: DEFAULT_QUEUE_CAPACITY,
             retention: Retention::default(),
         }
     }

@@ -1,12 +1,15 @@
-//! HTTP errors: the one place a [`switchboard_core::Error`] becomes a response, and the JSON body extractor whose
-//! rejections use the same `{"error":{"code","message"}}` shape.
+//! HTTP errors and the caller: the one place a [`switchboard_core::Error`] becomes a response (in the core's
+//! `{"error":{"code","message"}}` shape), the JSON body extractor whose rejections use that shape too, and the
+//! extractors that turn the guard's [`Principal`] into a [`Caller`].
 
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
-use serde_json::json;
-use switchboard_core::{Error, ErrorKind};
+use switchboard_core::{Caller, Error, ErrorKind, Principal, Source};
+
+use crate::state::AppState;
 
 /// A core error on its way to becoming an HTTP response.
 #[derive(Debug)]
@@ -18,8 +21,10 @@ impl From<Error> for ApiError {
     }
 }
 
+/// A handler's result.
 pub type ApiResult<T> = Result<T, ApiError>;
 
+/// The HTTP status of each kind of core error.
 pub fn status_of(kind: ErrorKind) -> StatusCode {
     match kind {
         ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
@@ -35,14 +40,9 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
     }
 }
 
-/// The JSON error body every transport shares.
-pub fn error_body(e: &Error) -> serde_json::Value {
-    json!({"error": {"code": e.code(), "message": e.message()}})
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut res = (status_of(self.0.kind()), axum::Json(error_body(&self.0))).into_response();
+        let mut res = (status_of(self.0.kind()), axum::Json(self.0.body())).into_response();
         if self.0.kind() == ErrorKind::RateLimited {
             res.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
@@ -67,7 +67,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             .await
             .map_err(|r| {
                 if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    Error::too_large("request body is over 1 MiB")
+                    Error::body_too_large()
                 } else {
                     Error::bad_request("bad_body", r.body_text())
                 }
@@ -76,27 +76,69 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     }
 }
 
-/// Parses JSON text into `T` with the status rules of [`ApiJson`].
+/// Parses JSON text into `T` with the status rules of [`ApiJson`]: typed straight from the text, so a field's
+/// error names its path.
 ///
 /// # Errors
 /// 400 `bad_json` for malformed JSON, 422 `invalid_field` naming the field otherwise.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
-    let value: serde_json::Value = serde_json::from_slice(bytes)
-        .map_err(|e| Error::bad_request("bad_json", format!("malformed JSON: {e}")))?;
-    from_value(value)
-}
-
-/// Deserialises already-parsed JSON, answering 422 `invalid_field` naming the field on a mismatch.
-///
-/// # Errors
-/// 422 `invalid_field`.
-pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, Error> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
+    let bad_json =
+        |e: serde_json::Error| Error::bad_request("bad_json", format!("malformed JSON: {e}"));
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
-        let inner = e.into_inner().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            return bad_json(inner);
+        }
         match path.as_str() {
             "." | "" => Error::invalid("body", inner),
             p => Error::invalid(p, inner),
         }
-    })
+    })?;
+    de.end().map_err(bad_json)?;
+    Ok(value)
+}
+
+/// The caller of a request, as decided by the guard, marked with `source`.
+fn caller(parts: &Parts, state: &AppState, source: Source) -> Result<Caller, ApiError> {
+    let p = parts
+        .extensions
+        .get::<Principal>()
+        .cloned()
+        .ok_or_else(|| Error::internal("no principal on the request: the guard did not run"))?;
+    Ok(state.hub.caller(p, source))
+}
+
+/// The caller of a REST request.
+pub struct Rest(pub Caller);
+
+impl FromRequestParts<AppState> for Rest {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        caller(parts, state, Source::Rest).map(Rest)
+    }
+}
+
+/// The caller of a dev-webhook request: what it publishes is marked `webhook`.
+pub struct Webhook(pub Caller);
+
+impl FromRequestParts<AppState> for Webhook {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        caller(parts, state, Source::Webhook).map(Webhook)
+    }
+}
+
+/// The caller of a WebSocket connection.
+pub struct WsCaller(pub Caller);
+
+impl FromRequestParts<AppState> for WsCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        caller(parts, state, Source::Ws).map(WsCaller)
+    }
 }

@@ -3,17 +3,22 @@
 //! - [`app`]: [`router`] (every route, built apart from binding so tests can drive it) and [`start`], which opens
 //!   the data dir, binds and runs until the shutdown token fires.
 //! - [`config`]: [`ServerConfig`] and its defaults.
-//! - [`security`]: Host and Origin checks, CORS, credentials and the REST rate limit (SPEC §10).
+//! - [`security`]: the guard: Host and Origin checks, CORS, the REST rate limit, and who the caller is (SPEC §10).
+//! - [`error`]: core errors as HTTP responses, the JSON body extractor, and the caller extractors.
 //! - [`rest`]: the REST API (SPEC §3) and the dev-webhook compatibility endpoints.
-//! - [`ws`]: WebSocket `/ws` (SPEC §4).
+//! - `connect`: opening a WebSocket or SSE connection: the connect-time query and the session.
+//! - [`ws`]: WebSocket `/ws` (SPEC §4): the connection loop, and its frames.
 //! - [`sse`]: SSE `/events` and `/api/dev/events` (SPEC §5).
 //! - [`ui`]: the window's files, embedded, at `/`.
 //! - [`metrics`]: `/metrics` in Prometheus text.
-//! - [`error`]: core errors as HTTP responses, and the JSON body extractor.
 //! - [`state`]: the state every handler shares.
+//!
+//! No handler checks a permission: each turns its request into calls on a
+//! [`Caller`](switchboard_core::Caller), which does.
 
 pub mod app;
 pub mod config;
+mod connect;
 pub mod error;
 pub mod metrics;
 pub mod rest;

@@ -9,12 +9,10 @@ use axum::response::IntoResponse;
 
 use crate::state::AppState;
 
+/// `GET /metrics`: counts only, no channel or client names, so it needs no caller.
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let s = state.hub.bus().stats();
-    let mut by_transport = std::collections::BTreeMap::<&str, usize>::new();
-    for c in state.hub.bus().clients() {
-        *by_transport.entry(c.transport).or_default() += 1;
-    }
+    let s = state.hub.stats();
+    let by_transport = state.hub.connections_by_transport();
     let mut out = String::with_capacity(1024);
     let mut metric = |name: &str, kind: &str, help: &str, lines: Vec<(String, f64)>| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -33,7 +31,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     metric(
         "switchboard_connections",
         "gauge",
-        "Open WebSocket and SSE connections.",
+        "Open connections (WebSocket, SSE, MCP), by transport.",
         conns,
     );
     metric(

@@ -1,31 +1,31 @@
 //! REST (SPEC §3): agents, events, channels, clients, health, questions and the dev-webhook compatibility
-//! endpoints. Handlers only translate HTTP to [`Hub`](switchboard_core::Hub) calls and back.
+//! endpoints. Handlers only translate HTTP to calls on the request's [`Caller`](switchboard_core::Caller) and
+//! back; what the caller may do is checked there.
 
 use std::collections::HashMap;
 
-use axum::Extension;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use switchboard_core::model::check_channel;
-use switchboard_core::{
-    AgentPatch, AgentQuery, Error, EventDraft, NewAgent, Pattern, Principal, Source,
-};
+use switchboard_core::{AgentPatch, AgentQuery, Error, EventsQuery, NewAgent, NewEvent};
 
-use crate::error::{ApiJson, ApiResult};
+use crate::error::{ApiError, ApiJson, ApiResult, Rest, Webhook};
 use crate::state::AppState;
 
 type Params = Query<HashMap<String, String>>;
+
+fn param(q: &HashMap<String, String>, key: &str) -> Option<String> {
+    q.get(key).filter(|v| !v.is_empty()).cloned()
+}
 
 fn parse_num<T: std::str::FromStr>(
     q: &HashMap<String, String>,
     key: &str,
 ) -> Result<Option<T>, Error> {
-    q.get(key)
-        .filter(|v| !v.is_empty())
+    param(q, key)
         .map(|v| {
             v.parse::<T>()
                 .map_err(|_| Error::invalid(key, "must be a non-negative integer"))
@@ -33,59 +33,56 @@ fn parse_num<T: std::str::FromStr>(
         .transpose()
 }
 
+/// `GET /health`: open to everyone, so it says nothing about agents, events or clients.
 pub async fn health(State(s): State<AppState>) -> Json<Value> {
     Json(json!({
         "status": "ok",
         "version": switchboard_core::VERSION,
         "uptime_s": s.hub.uptime().as_secs(),
-        "connections": s.hub.bus().connection_count(),
+        "connections": s.hub.connection_count(),
         "last_seq": s.hub.last_seq(),
         "epoch": s.hub.epoch(),
         "pid": std::process::id(),
     }))
 }
 
-/// `GET /api/connect`: what the window's Connect panel shows. The caller already passed the token check.
-pub async fn connect_info(State(s): State<AppState>) -> Json<Value> {
+/// `GET /api/connect`: what the window's Connect panel shows. The token only for the owner (SPEC §10).
+pub async fn connect_info(State(s): State<AppState>, Rest(c): Rest) -> Json<Value> {
     let ws = s.url.replacen("http", "ws", 1);
     Json(json!({
         "url": s.url,
         "ws_url": format!("{ws}/ws"),
         "sse_url": format!("{}/events", s.url),
         "mcp_url": format!("{}/mcp", s.url),
-        "token": s.auth.token().expose(),
-        "require_token": s.auth.required(),
+        "token": c.hub_token().map(|t| t.expose()),
+        "require_token": s.hub.requires_token(),
     }))
 }
 
-pub async fn list_agents(State(s): State<AppState>, Query(q): Params) -> ApiResult<Json<Value>> {
-    let limit = parse_num::<usize>(&q, "limit")?.unwrap_or(100);
+/// `GET /api/agents?status=&q=&limit=&cursor=`.
+pub async fn list_agents(Rest(c): Rest, Query(q): Params) -> ApiResult<Json<Value>> {
     let query = AgentQuery {
-        status: q.get("status").filter(|v| !v.is_empty()).cloned(),
-        q: q.get("q").filter(|v| !v.is_empty()).cloned(),
-        limit,
-        cursor: q.get("cursor").filter(|v| !v.is_empty()).cloned(),
+        status: param(&q, "status"),
+        q: param(&q, "q"),
+        limit: parse_num(&q, "limit")?,
+        cursor: param(&q, "cursor"),
     };
-    let (agents, next_cursor) = s.hub.list_agents(query).await?;
-    Ok(Json(json!({"agents": agents, "next_cursor": next_cursor})))
+    Ok(Json(json!(c.list_agents(query).await?)))
 }
 
 fn etag(version: i64) -> [(header::HeaderName, String); 1] {
     [(header::ETAG, format!("\"{version}\""))]
 }
 
-pub async fn create_agent(
-    State(s): State<AppState>,
-    Extension(p): Extension<Principal>,
-    ApiJson(new): ApiJson<NewAgent>,
-) -> ApiResult<Response> {
-    p.check_agents()?;
-    let agent = s.hub.create_agent(new, Source::Rest).await?;
+/// `POST /api/agents`: 201 with the agent.
+pub async fn create_agent(Rest(c): Rest, ApiJson(new): ApiJson<NewAgent>) -> ApiResult<Response> {
+    let agent = c.create_agent(new).await?;
     Ok((StatusCode::CREATED, etag(agent.version), Json(agent)).into_response())
 }
 
-pub async fn get_agent(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
-    let agent = s.hub.get_agent(&id).await?;
+/// `GET /api/agents/{id}`, with its version as the `ETag`.
+pub async fn get_agent(Rest(c): Rest, Path(id): Path<String>) -> ApiResult<Response> {
+    let agent = c.get_agent(&id).await?;
     Ok((etag(agent.version), Json(agent)).into_response())
 }
 
@@ -104,114 +101,79 @@ fn if_match(headers: &HeaderMap) -> Result<Option<i64>, Error> {
         .map_err(|_| Error::bad_request("bad_if_match", "If-Match must be a version, like \"3\""))
 }
 
+/// `PATCH /api/agents/{id}`: a merge-patch, optionally conditional on `If-Match`.
 pub async fn update_agent(
-    State(s): State<AppState>,
-    Extension(p): Extension<Principal>,
+    Rest(c): Rest,
     Path(id): Path<String>,
     headers: HeaderMap,
     ApiJson(patch): ApiJson<AgentPatch>,
 ) -> ApiResult<Response> {
-    p.check_agents()?;
-    let expected = if_match(&headers)?;
-    let agent = s
-        .hub
-        .update_agent(&id, patch, expected, Source::Rest)
-        .await?;
+    let agent = c.update_agent(&id, patch, if_match(&headers)?).await?;
     Ok((etag(agent.version), Json(agent)).into_response())
 }
 
-pub async fn delete_agent(
-    State(s): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Path(id): Path<String>,
-) -> ApiResult<StatusCode> {
-    p.check_agents()?;
-    s.hub.delete_agent(&id, Source::Rest).await?;
+/// `DELETE /api/agents/{id}`: 204.
+pub async fn delete_agent(Rest(c): Rest, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    c.delete_agent(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn list_events(
-    State(s): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Query(q): Params,
-) -> ApiResult<Json<Value>> {
-    let pattern = Pattern::parse(q.get("channel").map_or("*", String::as_str))?;
-    p.check_subscribe(&pattern)?;
-    let since = parse_num::<u64>(&q, "since")?;
-    let limit = parse_num::<usize>(&q, "limit")?.unwrap_or(100);
-    if limit == 0 || limit > 1000 {
-        return Err(Error::invalid("limit", "must be 1–1000").into());
-    }
-    let last_seq = s.hub.last_seq();
-    let private_ok = p.private_ok(&pattern);
-    let events = s
-        .hub
-        .events(Some(pattern), since, limit, private_ok)
-        .await?;
-    Ok(Json(
-        json!({"events": events, "last_seq": last_seq, "epoch": s.hub.epoch()}),
-    ))
+/// `GET /api/events?channel=&since=&limit=`.
+pub async fn list_events(Rest(c): Rest, Query(q): Params) -> ApiResult<Json<Value>> {
+    let query = EventsQuery {
+        channel: param(&q, "channel"),
+        since: parse_num(&q, "since")?,
+        limit: parse_num(&q, "limit")?,
+    };
+    Ok(Json(json!(c.events(query).await?)))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PublishBody {
-    channel: String,
-    event: String,
-    #[serde(default)]
-    data: Value,
-}
-
-pub async fn publish_event(
-    State(s): State<AppState>,
-    Extension(p): Extension<Principal>,
-    ApiJson(b): ApiJson<PublishBody>,
-) -> ApiResult<Response> {
-    let draft = EventDraft::new(b.channel, b.event, b.data, Source::Rest)?;
-    p.check_publish(&draft.channel)?;
-    let published = s.hub.publish(draft).await?;
+/// `POST /api/events {channel, event, data}`: 202 `{seq}`.
+pub async fn publish_event(Rest(c): Rest, ApiJson(ev): ApiJson<NewEvent>) -> ApiResult<Response> {
+    let published = c.publish(ev).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({"seq": published.seq}))).into_response())
 }
 
-pub async fn list_channels(State(s): State<AppState>) -> Json<Value> {
-    Json(json!({"channels": s.hub.bus().channels()}))
+/// `GET /api/channels`: occupied channels.
+pub async fn list_channels(Rest(c): Rest) -> Json<Value> {
+    Json(json!({"channels": c.channels()}))
 }
 
-pub async fn get_channel(
-    State(s): State<AppState>,
-    Path(name): Path<String>,
-) -> ApiResult<Json<Value>> {
-    check_channel("name", &name)?;
-    let n = s.hub.bus().subscriber_count(&name);
-    let mut body = json!({"name": name, "occupied": n > 0, "subscribers": n});
+/// `GET /api/channels/{name}`.
+pub async fn get_channel(Rest(c): Rest, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+    let ch = c.channel(&name)?;
+    let mut body =
+        json!({"name": ch.name, "occupied": ch.subscribers > 0, "subscribers": ch.subscribers});
     if name.starts_with("presence-") {
         body["members"] = json!([]);
     }
     Ok(Json(body))
 }
 
-pub async fn list_clients(State(s): State<AppState>) -> Json<Value> {
-    Json(json!({"clients": s.hub.bus().clients()}))
+/// `GET /api/clients`.
+pub async fn list_clients(Rest(c): Rest) -> Json<Value> {
+    Json(json!({"clients": c.clients()}))
 }
 
-pub async fn list_questions(State(s): State<AppState>) -> Json<Value> {
-    Json(json!({"questions": s.hub.pending_questions()}))
+/// `GET /api/questions`: the pending questions the caller may see.
+pub async fn list_questions(Rest(c): Rest) -> Json<Value> {
+    Json(json!({"questions": c.questions()}))
 }
 
+/// The body of an answer.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AnswerBody {
     answer: Value,
 }
 
+/// `POST /api/questions/{id}/answer {answer}`: 202 `{seq}`.
 pub async fn answer_question(
-    State(s): State<AppState>,
-    Extension(p): Extension<Principal>,
+    Rest(c): Rest,
     Path(id): Path<String>,
     ApiJson(b): ApiJson<AnswerBody>,
 ) -> ApiResult<Response> {
-    p.check_publish(switchboard_core::hub::QUESTIONS_CHANNEL)?;
-    let published = s.hub.answer_question(&id, b.answer, Source::Rest).await?;
+    let published = c.answer(&id, b.answer).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({"seq": published.seq}))).into_response())
 }
 
@@ -228,33 +190,34 @@ fn required_str<'a>(body: &'a Value, field: &str) -> Result<&'a str, Error> {
         .ok_or_else(|| Error::invalid(field, "must be a string"))
 }
 
-async fn publish_dev(
-    s: &AppState,
-    p: &Principal,
-    body: &Value,
-    source: Source,
-) -> Result<(String, usize), Error> {
-    if !body.is_object() {
-        return Err(Error::bad_request(
+fn object(body: &Value) -> Result<(), Error> {
+    if body.is_object() {
+        Ok(())
+    } else {
+        Err(Error::bad_request(
             "bad_body",
             "the body must be a JSON object",
-        ));
+        ))
     }
+}
+
+/// Publishes `{event_type, data}` on `dev`; returns the event type and how many subscribers got it.
+async fn publish_dev(c: &switchboard_core::Caller, body: &Value) -> Result<(String, usize), Error> {
+    object(body)?;
     let event_type = required_str(body, "event_type")?.to_owned();
     let data = body.get("data").cloned().unwrap_or(Value::Null);
-    let draft = EventDraft::new("dev", event_type.clone(), data, source)?;
-    p.check_publish("dev")?;
-    let published = s.hub.publish(draft).await?;
+    let published = c
+        .publish(NewEvent::new("dev", event_type.clone(), data))
+        .await?;
     Ok((event_type, published.delivered))
 }
 
 /// `POST /api/dev/webhook {event_type, data}` → `{success, message}`.
 pub async fn dev_webhook(
-    State(s): State<AppState>,
-    Extension(p): Extension<Principal>,
+    Webhook(c): Webhook,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Json<Value>> {
-    let (event_type, _) = publish_dev(&s, &p, &body, Source::Webhook).await?;
+    let (event_type, _) = publish_dev(&c, &body).await?;
     Ok(Json(
         json!({"success": true, "message": format!("Webhook received: {event_type}")}),
     ))
@@ -262,34 +225,31 @@ pub async fn dev_webhook(
 
 /// `POST /api/dev/trigger {event_type, data}` → `{success, subscribers_notified}`.
 pub async fn dev_trigger(
-    State(s): State<AppState>,
-    Extension(p): Extension<Principal>,
+    Webhook(c): Webhook,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Json<Value>> {
-    let (_, n) = publish_dev(&s, &p, &body, Source::Webhook).await?;
+    let (_, n) = publish_dev(&c, &body).await?;
     Ok(Json(json!({"success": true, "subscribers_notified": n})))
 }
 
 /// `POST /api/internal/notify {channel, event, data}`: publish, 400 naming a missing field.
 pub async fn internal_notify(
-    State(s): State<AppState>,
-    Extension(p): Extension<Principal>,
+    Webhook(c): Webhook,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Json<Value>> {
-    if !body.is_object() {
-        return Err(Error::bad_request("bad_body", "the body must be a JSON object").into());
-    }
-    let channel = required_str(&body, "channel")?;
-    let event = required_str(&body, "event")?;
-    let data = required(&body, "data")?.clone();
-    let draft = EventDraft::new(channel, event, data, Source::Webhook)?;
-    p.check_publish(&draft.channel)?;
-    let published = s.hub.publish(draft).await?;
+    object(&body)?;
+    let ev = NewEvent::new(
+        required_str(&body, "channel")?,
+        required_str(&body, "event")?,
+        required(&body, "data")?.clone(),
+    );
+    let published = c.publish(ev).await?;
     Ok(Json(
         json!({"success": true, "seq": published.seq, "subscribers_notified": published.delivered}),
     ))
 }
 
-pub async fn not_found() -> crate::error::ApiError {
+/// Any other path: 404 in the error shape.
+pub async fn not_found() -> ApiError {
     Error::not_found("no such route").into()
 }

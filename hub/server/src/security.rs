@@ -1,6 +1,8 @@
 //! The local-first guard (SPEC §10), one middleware in front of every route: the `Host` check against DNS
-//! rebinding, the `Origin` allowlist against cross-site use, credentials (token or JWT, constant-time), and the
-//! optional per-IP REST rate limit. CORS answers only allowed origins.
+//! rebinding, the `Origin` allowlist against cross-site use, the optional per-IP REST rate limit, and who the
+//! caller is. It decides that once per request (the core's [`Hub::authenticate`](switchboard_core::Hub) from the
+//! credentials, and whether the request comes from the hub's own window) and leaves the [`Principal`] on the
+//! request; what the caller may do is decided in the core, by the operation. CORS answers only allowed origins.
 
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
@@ -11,7 +13,7 @@ use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use switchboard_core::{Error, Principal};
+use switchboard_core::{Error, ErrorKind, Principal};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::config::ServerConfig;
@@ -46,6 +48,7 @@ fn strip_port(host: &str) -> &str {
 }
 
 impl Policy {
+    /// The rules `cfg` asks for.
     pub fn new(cfg: &ServerConfig) -> Self {
         let lower = |v: &Vec<String>| {
             v.iter()
@@ -94,6 +97,7 @@ impl Policy {
             })
     }
 
+    /// CORS for the allowed origins.
     pub fn cors(self: &Arc<Self>) -> CorsLayer {
         let p = self.clone();
         CorsLayer::new()
@@ -130,6 +134,7 @@ impl Policy {
 /// The per-IP REST limiter, present only with `--rate-limit`.
 pub type IpLimiter = DefaultKeyedRateLimiter<IpAddr>;
 
+/// A limiter of `per_s` requests per second per IP; `None` for 0.
 pub fn ip_limiter(per_s: u32) -> Option<Arc<IpLimiter>> {
     let n = NonZeroU32::new(per_s)?;
     Some(Arc::new(RateLimiter::keyed(Quota::per_second(n))))
@@ -160,6 +165,25 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
     }
 }
 
+/// Is the request from the hub's own window: a page the hub served itself (its own origin), or the desktop app's
+/// window? Browsers send `Origin` on cross-origin requests, WebSocket upgrades and same-origin writes, and
+/// `Sec-Fetch-Site: same-origin` on every same-origin request; neither can be set by a page. A program that is
+/// not a browser can set both, but it runs on this machine and, when the hub does not require a token, is
+/// trusted anyway.
+fn own_window(headers: &HeaderMap) -> bool {
+    let header = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    match header(header::ORIGIN) {
+        Some(origin) => {
+            let origin = origin.trim_end_matches('/').to_ascii_lowercase();
+            DESKTOP_ORIGINS.contains(&origin.as_str())
+                || header(header::HOST)
+                    .is_some_and(|h| origin == format!("http://{}", h.to_ascii_lowercase()))
+        }
+        None => header(header::HeaderName::from_static("sec-fetch-site"))
+            .is_some_and(|v| v.eq_ignore_ascii_case("same-origin")),
+    }
+}
+
 fn check(state: &AppState, req: &mut Request) -> Result<(), Error> {
     let policy = &state.policy;
     let headers = req.headers();
@@ -167,7 +191,7 @@ fn check(state: &AppState, req: &mut Request) -> Result<(), Error> {
         let host = host.to_str().unwrap_or("");
         if !policy.host_allowed(host) {
             return Err(Error::new(
-                switchboard_core::ErrorKind::Forbidden,
+                ErrorKind::Forbidden,
                 "forbidden_host",
                 "Host is not allowed (DNS-rebinding defence); see --allow-host",
             ));
@@ -177,7 +201,7 @@ fn check(state: &AppState, req: &mut Request) -> Result<(), Error> {
         && !origin.to_str().is_ok_and(|o| policy.origin_allowed(o))
     {
         return Err(Error::new(
-            switchboard_core::ErrorKind::Forbidden,
+            ErrorKind::Forbidden,
             "forbidden_origin",
             "Origin is not allowed (cross-site defence); see --allow-origin",
         ));
@@ -200,8 +224,8 @@ fn check(state: &AppState, req: &mut Request) -> Result<(), Error> {
         }
     }
     // Percent-encoded tokens are not expected: tokens and JWTs are URL-safe.
-    let presented = presented_token(headers, req.uri().query()).map(str::to_owned);
-    let principal = match state.auth.authenticate(presented.as_deref()) {
+    let presented = presented_token(headers, req.uri().query());
+    let principal = match state.hub.authenticate(presented, own_window(headers)) {
         Ok(p) => p,
         Err(_) if public => Principal::Anonymous,
         Err(e) => return Err(e),
@@ -244,5 +268,43 @@ mod tests {
                 && !p.origin_allowed("http://localhost.evil.com")
         );
         assert!(!p.origin_allowed("http://dev.box.evil:80"));
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn the_own_window_is_the_hubs_origin_or_the_desktop_app() {
+        let host = ("host", "127.0.0.1:4747");
+        assert!(own_window(&headers(&[
+            host,
+            ("origin", "http://127.0.0.1:4747")
+        ])));
+        assert!(own_window(&headers(&[
+            host,
+            ("sec-fetch-site", "same-origin")
+        ])));
+        assert!(own_window(&headers(&[
+            host,
+            ("origin", "tauri://localhost")
+        ])));
+        assert!(!own_window(&headers(&[
+            host,
+            ("origin", "http://localhost:3000")
+        ])));
+        assert!(!own_window(&headers(&[
+            host,
+            ("origin", "http://127.0.0.1:3000")
+        ])));
+        assert!(!own_window(&headers(&[
+            host,
+            ("sec-fetch-site", "same-site")
+        ])));
+        assert!(!own_window(&headers(&[host])), "curl is not the window");
     }
 }

@@ -6,43 +6,41 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::Extension;
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, header};
+use axum::extract::{FromRequestParts, Query, State};
+use axum::http::HeaderMap;
+use axum::http::request::Parts;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures_util::Stream;
 use serde_json::json;
-use switchboard_core::{ClientInfo, Delivery, Event, Principal, Session};
+use switchboard_core::{ClientInfo, Delivery, Event, Session};
 use tokio_util::sync::CancellationToken;
 
-use crate::error::ApiResult;
+use crate::connect::{ConnectQuery, origin};
+use crate::error::{ApiError, ApiResult, Rest};
 use crate::state::AppState;
-use crate::ws::{connect_subs, subscribe_all};
 
-fn last_event_id(h: &HeaderMap) -> Option<&str> {
-    h.get("last-event-id").and_then(|v| v.to_str().ok())
-}
+/// What opening an SSE stream needs, from the request: the caller, the query and `Last-Event-ID`.
+pub struct SseRequest(Session);
 
-fn open(
-    state: &AppState,
-    p: &Principal,
-    q: &HashMap<String, String>,
-    headers: &HeaderMap,
-    default: &[&str],
-) -> ApiResult<Session> {
-    state.admit_connection()?;
-    let subs = connect_subs(q, default, last_event_id(headers), p)?;
-    let session = state.hub.connect(ClientInfo {
-        id: uuid::Uuid::new_v4().to_string(),
-        transport: "sse",
-        origin: headers
-            .get(header::ORIGIN)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
-        user: p.user().map(str::to_owned),
-    });
-    subscribe_all(session.handle(), &subs, p, |_, _| None);
-    Ok(session)
+impl FromRequestParts<AppState> for SseRequest {
+    type Rejection = ApiError;
+
+    /// Opens the session: every channel (`*`) when none is named; `Last-Event-ID` wins over `since`.
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Rest(caller) = Rest::from_request_parts(parts, state).await?;
+        let Query(q) = Query::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map_err(|r| switchboard_core::Error::bad_request("bad_query", r.body_text()))?;
+        let headers: &HeaderMap = &parts.headers;
+        let last_event_id = headers.get("last-event-id").and_then(|v| v.to_str().ok());
+        let query = ConnectQuery::parse(&q, &["*"], last_event_id)?;
+        let info = ClientInfo {
+            origin: origin(headers),
+            ..ClientInfo::new("sse")
+        };
+        let session = crate::connect::open(&caller, info, &query, None, |_, _| None)?;
+        Ok(SseRequest(session))
+    }
 }
 
 /// Turns a session into an SSE stream that ends on shutdown or when the bus cuts the session off.
@@ -80,11 +78,8 @@ fn keep_alive() -> KeepAlive {
 /// `GET /events?channels=…&since=…`; every channel (`*`) when none is named.
 pub async fn events(
     State(state): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Query(q): Query<HashMap<String, String>>,
-    headers: HeaderMap,
+    SseRequest(session): SseRequest,
 ) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
-    let session = open(&state, &p, &q, &headers, &["*"])?;
     let map = |e: &Event| {
         SseEvent::default()
             .id(e.seq().to_string())
@@ -96,11 +91,8 @@ pub async fn events(
 /// `GET /api/dev/events`: `{"type":"connected",…}` first, then `{type, data, timestamp}` for every event.
 pub async fn dev_events(
     State(state): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Query(q): Query<HashMap<String, String>>,
-    headers: HeaderMap,
+    SseRequest(session): SseRequest,
 ) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
-    let session = open(&state, &p, &q, &headers, &["*"])?;
     let first = SseEvent::default()
         .data(json!({"type": "connected", "message": "SSE connected"}).to_string());
     let map = |e: &Event| {

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
-use switchboard_core::{Auth, Hub};
+use switchboard_core::Hub;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -16,6 +16,7 @@ use crate::security::{IpLimiter, Policy};
 pub struct AppState(Arc<StateInner>);
 
 impl AppState {
+    /// Wraps the state in its one `Arc`.
     pub fn new(inner: StateInner) -> Self {
         AppState(Arc::new(inner))
     }
@@ -28,37 +29,22 @@ impl std::ops::Deref for AppState {
     }
 }
 
+/// What [`AppState`] holds.
 pub struct StateInner {
+    /// The core; handlers reach it through a [`Caller`](switchboard_core::Caller).
     pub hub: Hub,
-    pub auth: Auth,
+    /// The settings the hub started with.
     pub config: Arc<ServerConfig>,
+    /// Host and Origin rules.
     pub policy: Arc<Policy>,
+    /// The per-IP REST limiter, with `--rate-limit`.
     pub ip_limiter: Option<Arc<IpLimiter>>,
     /// Cancelled when the hub shuts down; every long-lived stream selects on it.
     pub shutdown: CancellationToken,
     /// Tracks WebSocket tasks so shutdown can wait for their close frames.
     pub tasks: TaskTracker,
+    /// HTTP requests served, for `/metrics`.
     pub http_requests: Arc<AtomicU64>,
     /// `http://ADDR` as bound.
     pub url: String,
-}
-
-impl AppState {
-    /// Refuses a new socket when the connection cap is reached.
-    ///
-    /// # Errors
-    /// `Unavailable` (503).
-    pub fn admit_connection(&self) -> Result<(), switchboard_core::Error> {
-        if self.hub.bus().connection_count() >= self.config.max_connections {
-            return Err(switchboard_core::Error::new(
-                switchboard_core::ErrorKind::Unavailable,
-                "too_many_connections",
-                format!(
-                    "the hub is at its limit of {} connections",
-                    self.config.max_connections
-                ),
-            ));
-        }
-        Ok(())
-    }
 }

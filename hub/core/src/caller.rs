@@ -1,0 +1,377 @@
+//! [`Caller`]: one caller (a [`Principal`], and the [`Source`] its changes are marked with) and every operation
+//! that reads or changes the hub, each checked against the caller here.
+//!
+//! This is the only way in. A transport authenticates once per request or connection, asks the hub for
+//! `hub.caller(principal, source)`, and translates frames into calls on it; it never checks a permission itself.
+//! So every transport, present and future, gets the same rules (SPEC §10) by construction:
+//!
+//! | operation | needs |
+//! |---|---|
+//! | read agents, subscribe to or read a channel | the channel in the caller's reach (`channels` claim; private channels for the owner and private-claimed JWTs only) |
+//! | create an agent | publish on `agent:*` |
+//! | change or delete an agent | publish on `agent:<id>` |
+//! | publish, ask a question | publish on the channel |
+//! | see a pending question | its channel in reach (otherwise it does not exist) |
+//! | answer a question | its channel in reach, and publish on it |
+//! | the hub token | the owner only |
+
+use std::future::Future;
+
+use serde_json::{Value, json};
+
+use crate::auth::{Principal, Secret};
+use crate::bus::{ChannelSnapshot, ClientInfo, ClientSnapshot, Resume, Session, SessionHandle};
+use crate::error::{Error, Result};
+use crate::hub::{Hub, Published};
+use crate::limits::{DEFAULT_EVENTS_PAGE, MAX_AGENTS_PAGE, MAX_EVENTS_PAGE};
+use crate::model::{
+    Agent, AgentPage, AgentPatch, AgentQuery, EventDraft, EventsPage, EventsQuery, NewAgent,
+    NewEvent, Pattern, Scope, Source, check_channel,
+};
+use crate::questions::{Answer, AskedQuestion, PendingQuestion, QUESTIONS_CHANNEL};
+use crate::store::Write;
+
+/// Longest question, in characters.
+const MAX_QUESTION_CHARS: usize = 4000;
+
+/// A caller of the hub: who it is and what it causes. Cheap to clone.
+#[derive(Clone)]
+pub struct Caller {
+    hub: Hub,
+    principal: Principal,
+    source: Source,
+}
+
+fn agent_channel(id: &str) -> Pattern {
+    Pattern::Exact(format!("agent:{id}"))
+}
+
+fn all_agents() -> Pattern {
+    Pattern::Prefix("agent:".into())
+}
+
+impl Caller {
+    pub(crate) fn new(hub: Hub, principal: Principal, source: Source) -> Self {
+        Caller {
+            hub,
+            principal,
+            source,
+        }
+    }
+
+    /// Who is calling.
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
+
+    /// What this caller's changes are marked with.
+    pub fn source(&self) -> Source {
+        self.source
+    }
+
+    /// The hub, for its status (version, uptime, counts); nothing on it reads or changes agents or events.
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    /// May this caller subscribe to `p`? On success, whether the subscription includes private channels.
+    pub(crate) fn may_subscribe(&self, p: &Pattern) -> Result<bool> {
+        self.principal.may_subscribe(p)
+    }
+
+    /// One page of agents.
+    ///
+    /// # Errors
+    /// 403 without read access to `agent:*`; 422 for a bad limit or cursor.
+    pub async fn list_agents(&self, q: AgentQuery) -> Result<AgentPage> {
+        self.principal.may_subscribe(&all_agents())?;
+        if !(1..=MAX_AGENTS_PAGE).contains(&q.page_size()) {
+            return Err(Error::invalid(
+                "limit",
+                format_args!("must be 1–{MAX_AGENTS_PAGE}"),
+            ));
+        }
+        self.hub.reader().list_agents(q).await
+    }
+
+    /// One agent.
+    ///
+    /// # Errors
+    /// 403 without read access to `agent:<id>`; 404 unknown id.
+    pub async fn get_agent(&self, id: &str) -> Result<Agent> {
+        self.principal.may_subscribe(&agent_channel(id))?;
+        self.hub
+            .reader()
+            .get_agent(id.to_owned())
+            .await?
+            .ok_or_else(|| Error::not_found(format!("no agent with id {id}")))
+    }
+
+    /// Creates an agent; `agent.created` is published on `agent:<id>` in the same transaction.
+    ///
+    /// # Errors
+    /// 403 without publish on `agent:*`; 422 naming a bad field.
+    pub async fn create_agent(&self, new: NewAgent) -> Result<Agent> {
+        self.principal.may_publish(&all_agents())?;
+        let c = self.hub.write(Write::CreateAgent(new, self.source)).await?;
+        c.agent
+            .ok_or_else(|| Error::internal("create returned no agent"))
+    }
+
+    /// Applies a merge-patch; `agent.updated` is published in the same transaction. `if_match` (from `If-Match`)
+    /// wins over the patch's `expected_version`.
+    ///
+    /// # Errors
+    /// 403 without publish on `agent:<id>`; 404 unknown id; 412 version mismatch; 422 bad field.
+    pub async fn update_agent(
+        &self,
+        id: &str,
+        patch: AgentPatch,
+        if_match: Option<i64>,
+    ) -> Result<Agent> {
+        self.principal.may_publish(&agent_channel(id))?;
+        let w = Write::UpdateAgent {
+            id: id.to_owned(),
+            patch,
+            expected_version: if_match,
+            source: self.source,
+        };
+        let c = self.hub.write(w).await?;
+        c.agent
+            .ok_or_else(|| Error::internal("update returned no agent"))
+    }
+
+    /// Deletes an agent and returns it as it was; `agent.deleted` is published in the same transaction.
+    ///
+    /// # Errors
+    /// 403 without publish on `agent:<id>`; 404 unknown id.
+    pub async fn delete_agent(&self, id: &str) -> Result<Agent> {
+        self.principal.may_publish(&agent_channel(id))?;
+        let w = Write::DeleteAgent {
+            id: id.to_owned(),
+            source: self.source,
+        };
+        let c = self.hub.write(w).await?;
+        c.agent
+            .ok_or_else(|| Error::internal("delete returned no agent"))
+    }
+
+    /// Validates `ev` and checks the caller may publish it.
+    fn draft(&self, ev: NewEvent) -> Result<EventDraft> {
+        let draft = EventDraft::new(ev, self.source)?;
+        self.principal
+            .may_publish(&Pattern::Exact(draft.channel.clone()))?;
+        Ok(draft)
+    }
+
+    /// Publishes one event. Everything but the commit is checked now; the future commits and hands it to
+    /// subscribers, so a socket transport can pipeline publishes and acknowledge them in order.
+    ///
+    /// # Errors
+    /// The future fails with 403 without publish on the channel, 422 naming a bad field, 413 for data over
+    /// 64 KiB, or `Unavailable` while shutting down.
+    pub fn publish(
+        &self,
+        ev: NewEvent,
+    ) -> impl Future<Output = Result<Published>> + Send + 'static {
+        let draft = self.draft(ev);
+        let hub = self.hub.clone();
+        async move { hub.commit(draft?).await }
+    }
+
+    /// A page of the log: after `since` oldest first, or the newest `limit`. Without a channel, everything the
+    /// caller may read.
+    ///
+    /// # Errors
+    /// 403 for a channel out of reach; 422 for a bad pattern or limit.
+    pub async fn events(&self, q: EventsQuery) -> Result<EventsPage> {
+        let limit = q.limit.unwrap_or(DEFAULT_EVENTS_PAGE);
+        if !(1..=MAX_EVENTS_PAGE).contains(&limit) {
+            return Err(Error::invalid(
+                "limit",
+                format_args!("must be 1–{MAX_EVENTS_PAGE}"),
+            ));
+        }
+        let scope = match q.channel.as_deref() {
+            None => self.principal.scope(),
+            Some(c) => {
+                let p = Pattern::parse(c)?;
+                let private_ok = self.principal.may_subscribe(&p)?;
+                Scope::one(p, private_ok)
+            }
+        };
+        // Read before the query, so a client that resumes from `last_seq` misses nothing committed meanwhile.
+        let last_seq = self.hub.last_seq();
+        let log = self.hub.reader();
+        let events = match q.since {
+            Some(s) => log.events(scope, s, None, limit).await?,
+            None => log.latest_events(scope, limit).await?,
+        };
+        Ok(EventsPage {
+            events,
+            last_seq,
+            epoch: log.epoch().to_owned(),
+        })
+    }
+
+    /// Opens a client connection. It counts against the connection cap. `setup` runs first, on the registered
+    /// session: the transport queues its greeting and subscribes what the client asked for at connect time (an
+    /// error there closes the session again). Then the session joins `global` and (for a JWT with a `sub`)
+    /// `user:<sub>`, resuming them from `resume` too.
+    ///
+    /// # Errors
+    /// `Unavailable` (`too_many_connections`) at the connection cap, or what `setup` returned.
+    pub fn open(
+        &self,
+        info: ClientInfo,
+        resume: &Resume,
+        setup: impl FnOnce(&SessionHandle) -> Result<()>,
+    ) -> Result<Session> {
+        let session = self.hub.bus().connect(self.clone(), info)?;
+        setup(session.handle())?;
+        for p in self.principal.joins() {
+            session.subscribe(p, resume, |_| None)?;
+        }
+        Ok(session)
+    }
+
+    /// Opens a connection that follows `pattern` (everything the caller may read when `None`) and joins nothing
+    /// else: for the hub's own watchers of changes, such as MCP's resource notifications and `wait_for_event`. It
+    /// counts against the connection cap like any other.
+    ///
+    /// # Errors
+    /// `Unavailable` at the connection cap; 403 for a pattern out of reach.
+    pub fn follow(
+        &self,
+        info: ClientInfo,
+        pattern: Option<Pattern>,
+        resume: &Resume,
+    ) -> Result<Session> {
+        let session = self.hub.bus().connect(self.clone(), info)?;
+        let patterns = match pattern {
+            Some(p) => vec![p],
+            None => self
+                .principal
+                .scope()
+                .0
+                .into_iter()
+                .map(|r| r.pattern)
+                .collect(),
+        };
+        for p in patterns {
+            session.subscribe(p, resume, |_| None)?;
+        }
+        Ok(session)
+    }
+
+    /// Asks the user a question: registers it as pending and publishes `question {question_id, question}` on
+    /// `channel` (default `questions`). [`AskedQuestion::answer`] waits for the first answer.
+    ///
+    /// # Errors
+    /// 403 without publish on the channel; 422 for an empty or over-long question or a bad channel.
+    pub async fn ask(&self, question: String, channel: Option<String>) -> Result<AskedQuestion> {
+        if question.trim().is_empty() || question.chars().count() > MAX_QUESTION_CHARS {
+            return Err(Error::invalid(
+                "question",
+                format_args!("must be 1–{MAX_QUESTION_CHARS} characters"),
+            ));
+        }
+        let channel = channel.unwrap_or_else(|| QUESTIONS_CHANNEL.to_owned());
+        check_channel("channel", &channel)?;
+        let question_id = uuid::Uuid::new_v4().to_string();
+        let data = json!({"question_id": question_id, "question": question});
+        let draft = self.draft(NewEvent::new(channel.clone(), "question", data))?;
+        let info = PendingQuestion {
+            question_id: question_id.clone(),
+            question,
+            channel,
+            asked_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        };
+        // Registered before it is published, so an answer can never arrive for an unknown question.
+        let questions = self.hub.questions();
+        let rx = questions.open(info);
+        if let Err(e) = self.hub.commit(draft).await {
+            questions.take(&question_id);
+            return Err(e);
+        }
+        Ok(AskedQuestion::new(self.hub.clone(), question_id, rx))
+    }
+
+    /// The pending questions this caller may see, oldest first.
+    pub fn questions(&self) -> Vec<PendingQuestion> {
+        let mut all = self.hub.questions().list();
+        all.retain(|q| self.principal.sees(&q.channel));
+        all
+    }
+
+    /// Answers a pending question. The first answer wins: it is handed to the asker and published as `answer
+    /// {question_id, answer, answered_by}` on the question's channel.
+    ///
+    /// # Errors
+    /// 404 when no such question is pending for this caller (never asked, answered already, expired, or on a
+    /// channel out of its reach); 403 without publish on the question's channel.
+    pub async fn answer(&self, question_id: &str, answer: Value) -> Result<Published> {
+        let gone = || {
+            Error::not_found(format!(
+                "no pending question {question_id:?}: never asked, answered already, or expired"
+            ))
+        };
+        let questions = self.hub.questions();
+        let q = questions
+            .peek(question_id)
+            .filter(|q| self.principal.sees(&q.channel))
+            .ok_or_else(gone)?;
+        let data =
+            json!({"question_id": question_id, "answer": answer, "answered_by": self.source});
+        let draft = self.draft(NewEvent::new(q.channel, "answer", data))?;
+        let (info, reply) = questions.take(question_id).ok_or_else(gone)?;
+        match self.hub.commit(draft).await {
+            Ok(p) => {
+                // The asker may have given up in the meantime; the answer is logged either way.
+                let _ = reply.send(Answer {
+                    answer,
+                    answered_by: self.source,
+                });
+                Ok(p)
+            }
+            Err(e) => {
+                questions.restore(info, reply);
+                Err(e)
+            }
+        }
+    }
+
+    /// The occupied channels this caller may see: every channel someone subscribes to by name, with how many
+    /// connections an event on it reaches.
+    pub fn channels(&self) -> Vec<ChannelSnapshot> {
+        self.hub.bus().channels(|c| self.principal.sees(c))
+    }
+
+    /// One channel's subscriber count.
+    ///
+    /// # Errors
+    /// 422 for a bad name; 403 for a channel out of reach.
+    pub fn channel(&self, name: &str) -> Result<ChannelSnapshot> {
+        check_channel("name", name)?;
+        self.principal
+            .may_subscribe(&Pattern::Exact(name.to_owned()))?;
+        Ok(ChannelSnapshot {
+            name: name.to_owned(),
+            subscribers: self.hub.bus().subscriber_count(name),
+        })
+    }
+
+    /// The connected clients, showing the subscriptions this caller may see.
+    pub fn clients(&self) -> Vec<ClientSnapshot> {
+        self.hub
+            .bus()
+            .clients(|p| self.principal.may_subscribe(p).is_ok())
+    }
+
+    /// The hub token, for the owner only (SPEC §10: the hub's own window, and callers that presented it).
+    pub fn hub_token(&self) -> Option<&Secret> {
+        self.principal
+            .may_read_token()
+            .then(|| self.hub.auth().token())
+    }
+}

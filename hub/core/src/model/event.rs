@@ -1,0 +1,325 @@
+//! Events (SPEC §2): who caused one ([`Source`]), what a publisher hands in ([`NewEvent`]), the logged envelope
+//! every transport carries ([`Event`], serialised once and shared), and reads of the log ([`EventsQuery`],
+//! [`EventsPage`]).
+
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use super::channel::{check_channel, check_event_name};
+use crate::error::{Error, Result};
+use crate::limits::MAX_PAYLOAD_BYTES;
+
+/// Who caused an event (SPEC §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// The REST API.
+    Rest,
+    /// An MCP client (an IDE).
+    Mcp,
+    /// A WebSocket client.
+    Ws,
+    /// A Socket.IO client.
+    Socketio,
+    /// A Pusher client or the Pusher HTTP API.
+    Pusher,
+    /// A webhook (the dev-webhook endpoints, GitHub).
+    Webhook,
+    /// The file watcher.
+    Watcher,
+    /// The hub itself.
+    System,
+}
+
+impl Source {
+    /// The lowercase name, as in the envelope.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Rest => "rest",
+            Source::Mcp => "mcp",
+            Source::Ws => "ws",
+            Source::Socketio => "socketio",
+            Source::Pusher => "pusher",
+            Source::Webhook => "webhook",
+            Source::Watcher => "watcher",
+            Source::System => "system",
+        }
+    }
+
+    /// The source named `s`, if any.
+    pub fn parse(s: &str) -> Option<Self> {
+        serde_json::from_value(Value::String(s.into())).ok()
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An event a client publishes.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewEvent {
+    /// A channel name (1–164 characters from `A-Za-z0-9_-=@,.;:`), e.g. `project:42`.
+    pub channel: String,
+    /// The event name (1–120 characters, no spaces), e.g. `build.done`.
+    pub event: String,
+    /// Any JSON, up to 64 KiB.
+    #[serde(default)]
+    pub data: Value,
+}
+
+impl NewEvent {
+    /// An event on `channel`.
+    pub fn new(channel: impl Into<String>, event: impl Into<String>, data: Value) -> Self {
+        NewEvent {
+            channel: channel.into(),
+            event: event.into(),
+            data,
+        }
+    }
+}
+
+/// A validated event on its way to the log; the store gives it a `seq`, an `id` and a `ts`.
+#[derive(Debug, Clone)]
+pub(crate) struct EventDraft {
+    pub(crate) channel: String,
+    pub(crate) event: String,
+    pub(crate) data: Value,
+    pub(crate) source: Source,
+}
+
+impl EventDraft {
+    /// Validates an event: the channel is a name (not a pattern), the event name is sane and `data` is at most
+    /// 64 KiB.
+    ///
+    /// # Errors
+    /// 422 naming the field, or 413 for oversized data.
+    pub(crate) fn new(ev: NewEvent, source: Source) -> Result<Self> {
+        check_channel("channel", &ev.channel)?;
+        check_event_name(&ev.event)?;
+        let n = serde_json::to_vec(&ev.data)
+            .map(|v| v.len())
+            .unwrap_or(usize::MAX);
+        if n > MAX_PAYLOAD_BYTES {
+            return Err(Error::too_large(format!(
+                "data is {n} bytes; the limit is 64 KiB"
+            )));
+        }
+        Ok(Self {
+            channel: ev.channel,
+            event: ev.event,
+            data: ev.data,
+            source,
+        })
+    }
+}
+
+/// One logged event, cheap to clone and shared by every subscriber. Its JSON is made once, on first use.
+#[derive(Clone)]
+pub struct Event(Arc<EventInner>);
+
+#[derive(Serialize)]
+struct EventInner {
+    seq: u64,
+    id: String,
+    channel: String,
+    event: String,
+    data: Box<RawValue>,
+    source: Source,
+    ts: String,
+    #[serde(skip)]
+    json: OnceLock<Bytes>,
+    #[serde(skip)]
+    ws_frame: OnceLock<Bytes>,
+}
+
+impl fmt::Debug for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Event")
+            .field("seq", &self.0.seq)
+            .field("channel", &self.0.channel)
+            .field("event", &self.0.event)
+            .finish()
+    }
+}
+
+impl Serialize for Event {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+/// The envelope's schema: what [`Event`] serialises to.
+#[cfg(feature = "schema")]
+#[derive(schemars::JsonSchema)]
+#[allow(dead_code)]
+struct Envelope {
+    /// The event's position in the log: strictly increasing, never reused.
+    seq: u64,
+    /// A UUID.
+    id: String,
+    channel: String,
+    event: String,
+    /// Any JSON.
+    data: Value,
+    source: Source,
+    /// RFC 3339 UTC.
+    ts: String,
+}
+
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for Event {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Event".into()
+    }
+    fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        Envelope::json_schema(g)
+    }
+}
+
+impl Event {
+    /// Builds an event from stored parts. `data` must be valid JSON text.
+    ///
+    /// # Errors
+    /// `Internal` if `data` is not JSON (a corrupted row).
+    pub(crate) fn from_parts(
+        seq: u64,
+        id: String,
+        channel: String,
+        event: String,
+        data: String,
+        source: Source,
+        ts: String,
+    ) -> Result<Self> {
+        let data = RawValue::from_string(data).map_err(Error::internal)?;
+        Ok(Event(Arc::new(EventInner {
+            seq,
+            id,
+            channel,
+            event,
+            data,
+            source,
+            ts,
+            json: OnceLock::new(),
+            ws_frame: OnceLock::new(),
+        })))
+    }
+    /// The position in the log.
+    pub fn seq(&self) -> u64 {
+        self.0.seq
+    }
+    /// The event's UUID.
+    pub fn id(&self) -> &str {
+        &self.0.id
+    }
+    /// The channel it was published on.
+    pub fn channel(&self) -> &str {
+        &self.0.channel
+    }
+    /// The event name.
+    pub fn event(&self) -> &str {
+        &self.0.event
+    }
+    /// The payload, as JSON text.
+    pub fn data(&self) -> &RawValue {
+        &self.0.data
+    }
+    /// Who caused it.
+    pub fn source(&self) -> Source {
+        self.0.source
+    }
+    /// When it was committed (RFC 3339 UTC).
+    pub fn ts(&self) -> &str {
+        &self.0.ts
+    }
+    /// The envelope as JSON, serialised once and shared.
+    pub fn json(&self) -> &Bytes {
+        self.0.json.get_or_init(|| {
+            Bytes::from(serde_json::to_vec(&*self.0).expect("an event always serialises"))
+        })
+    }
+    /// The WebSocket frame `{"type":"event",…envelope}`, made once from [`Event::json`].
+    pub fn ws_frame(&self) -> &Bytes {
+        self.0.ws_frame.get_or_init(|| {
+            let env = self.json();
+            let mut v = Vec::with_capacity(env.len() + 16);
+            v.extend_from_slice(br#"{"type":"event","#);
+            v.extend_from_slice(&env[1..]);
+            Bytes::from(v)
+        })
+    }
+}
+
+/// A read of the log.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    /// A channel or pattern such as `agent:*`; absent means every channel the caller may read.
+    #[serde(default)]
+    pub channel: Option<String>,
+    /// Only events after this seq, oldest first; absent means the newest `limit`.
+    #[serde(default)]
+    pub since: Option<u64>,
+    /// 1–1000 (default 100).
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+/// A page of the log.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct EventsPage {
+    /// Oldest first.
+    pub events: Vec<Event>,
+    /// The newest seq in the log when the page was read.
+    pub last_seq: u64,
+    /// The log's epoch: a different one means the log was reset.
+    pub epoch: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn ws_frame_is_envelope_with_type() {
+        let e = Event::from_parts(
+            7,
+            "i".into(),
+            "c".into(),
+            "e".into(),
+            "{\"a\":1}".into(),
+            Source::Rest,
+            "t".into(),
+        )
+        .unwrap();
+        let v: Value = serde_json::from_slice(e.ws_frame()).unwrap();
+        assert_eq!(
+            v,
+            json!({"type":"event","seq":7,"id":"i","channel":"c","event":"e","data":{"a":1},"source":"rest","ts":"t"})
+        );
+    }
+
+    #[test]
+    fn drafts_are_validated() {
+        let big = json!("x".repeat(MAX_PAYLOAD_BYTES));
+        let e = EventDraft::new(NewEvent::new("c", "e", big), Source::Rest).unwrap_err();
+        assert_eq!(e.code(), "payload_too_large");
+        let e = EventDraft::new(NewEvent::new("a b", "e", Value::Null), Source::Rest).unwrap_err();
+        assert_eq!(e.code(), "invalid_field");
+        let e = EventDraft::new(NewEvent::new("c", "", Value::Null), Source::Rest).unwrap_err();
+        assert!(e.message().starts_with("event"));
+    }
+}

@@ -1,0 +1,381 @@
+//! The writer: one thread owns the only write connection. It takes a batch of queued writes, runs each in its own
+//! savepoint inside one transaction, commits, and only then hands the batch's events, in `seq` order, to the
+//! [`CommitSink`] (the bus), and answers the callers. A write that fails rolls back its savepoint: no row, no
+//! event. [`Writer`] is the handle that queues writes; when the last one is dropped the thread checkpoints and
+//! ends.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::json;
+use tokio::sync::{mpsc, oneshot};
+
+use super::Retention;
+use super::schema::{get_agent, now_rfc3339};
+use crate::error::{Error, ErrorKind, Result};
+use crate::model::{Agent, AgentPatch, Event, EventDraft, NewAgent, Source};
+
+/// How many queued writes one transaction may carry.
+const MAX_BATCH: usize = 256;
+
+/// Least time between two background checkpoints.
+const CHECKPOINT_GAP: Duration = Duration::from_millis(250);
+
+/// Receives each committed batch's events, in `seq` order, before callers are answered. Returns how many
+/// subscribers each event reached.
+pub(crate) trait CommitSink: Send + Sync + 'static {
+    fn committed(&self, events: &[Event]) -> Vec<usize>;
+}
+
+/// One write for the writer thread.
+#[derive(Debug)]
+pub(crate) enum Write {
+    CreateAgent(NewAgent, Source),
+    UpdateAgent {
+        id: String,
+        patch: AgentPatch,
+        expected_version: Option<i64>,
+        source: Source,
+    },
+    DeleteAgent {
+        id: String,
+        source: Source,
+    },
+    Publish(Vec<EventDraft>),
+    Prune(Retention),
+}
+
+/// What a committed write produced.
+#[derive(Debug, Default)]
+pub(crate) struct Committed {
+    /// The agent after a create or update, or as it was before a delete.
+    pub(crate) agent: Option<Agent>,
+    pub(crate) events: Vec<Event>,
+    /// Per event, how many subscribers it was handed to.
+    pub(crate) delivered: Vec<usize>,
+    /// Events removed by a prune.
+    pub(crate) pruned: u64,
+}
+
+type Reply = oneshot::Sender<Result<Committed>>;
+
+enum Job {
+    Write(Box<Write>, Reply),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// Queues writes for the writer thread. Cheap to clone; the thread ends when the last clone is dropped (or on
+/// [`Writer::shutdown`]).
+#[derive(Clone)]
+pub(crate) struct Writer {
+    jobs: mpsc::Sender<Job>,
+}
+
+fn shutting_down() -> Error {
+    Error::new(
+        ErrorKind::Unavailable,
+        "shutting_down",
+        "the hub is shutting down",
+    )
+}
+
+impl Writer {
+    /// Starts the writer thread on `conn` and the checkpoint thread on `checkpointer`.
+    pub(super) fn start(
+        conn: Connection,
+        checkpointer: Connection,
+        sink: Arc<dyn CommitSink>,
+        pruned_through: Arc<AtomicU64>,
+    ) -> Result<Writer> {
+        let (tx, rx) = mpsc::channel(4096);
+        let (kick, kicks) = std::sync::mpsc::sync_channel(1);
+        std::thread::Builder::new()
+            .name("switchboard-checkpoint".into())
+            .spawn(move || checkpoint_loop(checkpointer, kicks))
+            .map_err(Error::internal)?;
+        std::thread::Builder::new()
+            .name("switchboard-writer".into())
+            .spawn(move || writer_loop(conn, rx, sink, pruned_through, kick))
+            .map_err(Error::internal)?;
+        Ok(Writer { jobs: tx })
+    }
+
+    /// Queues a write and waits until it is committed (and its events handed to the sink) or refused.
+    ///
+    /// # Errors
+    /// The write's own validation error, or `Unavailable` when the store is shutting down.
+    pub(crate) async fn write(&self, w: Write) -> Result<Committed> {
+        let (tx, rx) = oneshot::channel();
+        self.jobs
+            .send(Job::Write(Box::new(w), tx))
+            .await
+            .map_err(|_| shutting_down())?;
+        rx.await.map_err(|_| shutting_down())?
+    }
+
+    /// Finishes every write queued so far, checkpoints and stops the writer thread; later writes fail with
+    /// `Unavailable`.
+    pub(crate) async fn shutdown(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.jobs.send(Job::Shutdown(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+/// Copies committed WAL frames into the database file when the writer says it wrote something, at most every
+/// [`CHECKPOINT_GAP`]. PASSIVE: it never blocks the writer or the readers. Ends when the writer drops its sender.
+fn checkpoint_loop(conn: Connection, kicks: std::sync::mpsc::Receiver<()>) {
+    while kicks.recv().is_ok() {
+        if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE);") {
+            tracing::warn!(error = %e, "background checkpoint failed");
+        }
+        std::thread::sleep(CHECKPOINT_GAP);
+    }
+}
+
+fn writer_loop(
+    mut conn: Connection,
+    mut jobs: mpsc::Receiver<Job>,
+    sink: Arc<dyn CommitSink>,
+    pruned_through: Arc<AtomicU64>,
+    checkpoint: std::sync::mpsc::SyncSender<()>,
+) {
+    let mut batch: Vec<(Box<Write>, Reply)> = Vec::with_capacity(MAX_BATCH);
+    let mut shutdown = None;
+    while shutdown.is_none() {
+        match jobs.blocking_recv() {
+            Some(Job::Write(w, tx)) => batch.push((w, tx)),
+            Some(Job::Shutdown(done)) => shutdown = Some(done),
+            // Every handle is gone.
+            None => break,
+        }
+        while batch.len() < MAX_BATCH && shutdown.is_none() {
+            match jobs.try_recv() {
+                Ok(Job::Write(w, tx)) => batch.push((w, tx)),
+                Ok(Job::Shutdown(done)) => shutdown = Some(done),
+                Err(_) => break,
+            }
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        let results = run_batch(&mut conn, &mut batch, &pruned_through);
+        // A kick already pending covers this batch too.
+        let _ = checkpoint.try_send(());
+        let events: Vec<Event> = results
+            .iter()
+            .filter_map(|r| r.as_ref().ok())
+            .flat_map(|c| c.events.iter().cloned())
+            .collect();
+        let mut delivered = if events.is_empty() {
+            Vec::new()
+        } else {
+            sink.committed(&events)
+        }
+        .into_iter();
+        for ((_, reply), mut result) in batch.drain(..).zip(results) {
+            if let Ok(c) = &mut result {
+                c.delivered = delivered.by_ref().take(c.events.len()).collect();
+            }
+            // The caller may have gone away (a dropped request); the write stands regardless.
+            let _ = reply.send(result);
+        }
+    }
+    drop(checkpoint);
+    if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
+        tracing::warn!(error = %e, "checkpoint on shutdown failed");
+    }
+    drop(conn);
+    if let Some(done) = shutdown {
+        let _ = done.send(());
+    }
+    tracing::debug!("store writer stopped");
+}
+
+/// Runs the batch in one transaction. On a commit failure every write in it fails.
+fn run_batch(
+    conn: &mut Connection,
+    batch: &mut [(Box<Write>, Reply)],
+    pruned: &AtomicU64,
+) -> Vec<Result<Committed>> {
+    let work = |conn: &mut Connection, batch: &mut [(Box<Write>, _)]| -> Result<Vec<_>> {
+        let mut tx = conn.transaction()?;
+        let mut out = Vec::with_capacity(batch.len());
+        for (w, _) in batch.iter_mut() {
+            let w = std::mem::replace(&mut **w, Write::Publish(Vec::new()));
+            let sp = tx.savepoint()?;
+            let r = apply(&sp, w, pruned);
+            if r.is_ok() {
+                sp.commit()?;
+            } else {
+                drop(sp); // rolls back
+            }
+            out.push(r);
+        }
+        tx.commit()?;
+        Ok(out)
+    };
+    match work(conn, batch) {
+        Ok(v) => v,
+        Err(e) => {
+            let e = if e.kind() == ErrorKind::Internal {
+                e
+            } else {
+                Error::internal(e)
+            };
+            batch.iter().map(|_| Err(e.clone())).collect()
+        }
+    }
+}
+
+fn insert_event(tx: &Connection, d: &EventDraft, ts: &str) -> Result<Event> {
+    let id = uuid::Uuid::new_v4().to_string();
+    let data = serde_json::to_string(&d.data).map_err(Error::internal)?;
+    tx.prepare_cached(
+        "INSERT INTO events (id, channel, event, data, source, ts) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![id, d.channel, d.event, data, d.source.as_str(), ts])?;
+    let seq = tx.last_insert_rowid() as u64;
+    Event::from_parts(
+        seq,
+        id,
+        d.channel.clone(),
+        d.event.clone(),
+        data,
+        d.source,
+        ts.to_owned(),
+    )
+}
+
+fn write_agent(tx: &Connection, a: &Agent, insert: bool) -> Result<()> {
+    let config = serde_json::to_string(&a.config).map_err(Error::internal)?;
+    let tags = serde_json::to_string(&a.tags).map_err(Error::internal)?;
+    let sql = if insert {
+        "INSERT INTO agents (id, name, description, model, status, config, tags, version, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+    } else {
+        "UPDATE agents SET name = ?2, description = ?3, model = ?4, status = ?5, config = ?6, tags = ?7,
+         version = ?8, created_at = ?9, updated_at = ?10 WHERE id = ?1"
+    };
+    tx.prepare_cached(sql)?.execute(params![
+        a.id,
+        a.name,
+        a.description,
+        a.model,
+        a.status,
+        config,
+        tags,
+        a.version,
+        a.created_at,
+        a.updated_at
+    ])?;
+    Ok(())
+}
+
+/// The agent's own event, on `agent:<id>`.
+fn agent_event(agent: &Agent, event: &str, data: serde_json::Value, source: Source) -> EventDraft {
+    EventDraft {
+        channel: format!("agent:{}", agent.id),
+        event: event.into(),
+        data,
+        source,
+    }
+}
+
+/// An agent write's outcome: the agent and its one event.
+fn agent_committed(tx: &Connection, agent: Agent, ev: &EventDraft, now: &str) -> Result<Committed> {
+    Ok(Committed {
+        events: vec![insert_event(tx, ev, now)?],
+        agent: Some(agent),
+        ..Default::default()
+    })
+}
+
+/// Applies one write inside the caller's savepoint.
+fn apply(tx: &Connection, w: Write, pruned_through: &AtomicU64) -> Result<Committed> {
+    let now = now_rfc3339();
+    match w {
+        Write::CreateAgent(new, source) => {
+            let agent = new.into_agent(uuid::Uuid::new_v4().to_string(), &now)?;
+            write_agent(tx, &agent, true)?;
+            let data = json!({"id": agent.id, "name": agent.name, "version": agent.version});
+            let ev = agent_event(&agent, "agent.created", data, source);
+            agent_committed(tx, agent, &ev, &now)
+        }
+        Write::UpdateAgent {
+            id,
+            patch,
+            expected_version,
+            source,
+        } => {
+            let mut agent = get_agent(tx, &id)?
+                .ok_or_else(|| Error::not_found(format!("no agent with id {id}")))?;
+            if let Some(expected) = expected_version.or(patch.expected_version)
+                && expected != agent.version
+            {
+                return Err(Error::conflict(expected, agent.version));
+            }
+            let changed = patch.apply(&mut agent)?;
+            agent.version += 1;
+            agent.updated_at = now.clone();
+            write_agent(tx, &agent, false)?;
+            let data = json!({"id": agent.id, "name": agent.name, "version": agent.version, "changed": changed});
+            let ev = agent_event(&agent, "agent.updated", data, source);
+            agent_committed(tx, agent, &ev, &now)
+        }
+        Write::DeleteAgent { id, source } => {
+            let agent = get_agent(tx, &id)?
+                .ok_or_else(|| Error::not_found(format!("no agent with id {id}")))?;
+            tx.prepare_cached("DELETE FROM agents WHERE id = ?1")?
+                .execute([&id])?;
+            let data = json!({"id": agent.id, "name": agent.name});
+            let ev = agent_event(&agent, "agent.deleted", data, source);
+            agent_committed(tx, agent, &ev, &now)
+        }
+        Write::Publish(drafts) => {
+            let events = drafts
+                .iter()
+                .map(|d| insert_event(tx, d, &now))
+                .collect::<Result<Vec<_>>>()?;
+            Ok(Committed {
+                events,
+                ..Default::default()
+            })
+        }
+        Write::Prune(r) => prune(tx, r, pruned_through),
+    }
+}
+
+/// Removes what retention no longer keeps and records how far it went.
+fn prune(tx: &Connection, r: Retention, pruned_through: &AtomicU64) -> Result<Committed> {
+    let last: u64 = tx.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?;
+    let by_count = last.saturating_sub(r.max_events);
+    let cutoff =
+        chrono::Utc::now() - chrono::Duration::from_std(r.max_age).unwrap_or(chrono::Duration::MAX);
+    let cutoff = cutoff.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    // The first event young enough to keep; everything before it is too old.
+    let first_young: Option<u64> = tx
+        .query_row(
+            "SELECT seq FROM events WHERE ts >= ?1 ORDER BY seq LIMIT 1",
+            [&cutoff],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let by_age = first_young.map_or(last, |s| s - 1);
+    let through = by_count
+        .max(by_age)
+        .max(pruned_through.load(Ordering::Acquire));
+    let pruned = tx.execute("DELETE FROM events WHERE seq <= ?1", [through])? as u64;
+    tx.execute(
+        "UPDATE meta SET value = ?1 WHERE key = 'pruned_through'",
+        [through.to_string()],
+    )?;
+    pruned_through.fetch_max(through, Ordering::AcqRel);
+    Ok(Committed {
+        pruned,
+        ..Default::default()
+    })
+}

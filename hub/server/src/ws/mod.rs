@@ -1,0 +1,330 @@
+//! WebSocket `/ws` and `/ws/{client_id}` (SPEC §4).
+//!
+//! - this module: the upgrade and the connection loop. One task per connection owns the socket: it reads client
+//!   frames, writes what the bus session has queued (replayed and live events, acks, errors) in batches with one
+//!   flush each, pings, and closes idle clients.
+//! - [`frames`]: client frames and their replies.
+//!
+//! The session is opened (and its connect-time subscriptions checked) through the caller before the upgrade, by
+//! [`crate::connect`], as SSE does. A bad frame gets an error frame and the connection stays open; a frame over
+//! 1 MiB gets `payload_too_large`, and only one past the hard protocol limit closes the connection with 1009.
+
+mod frames;
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::time::Duration;
+
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use switchboard_core::bus::CLOSE_SLOW_CONSUMER;
+use switchboard_core::limits::MAX_BODY_BYTES;
+use switchboard_core::{ClientInfo, Delivery, Error, Session};
+use tokio_util::sync::WaitForCancellationFuture;
+
+use crate::connect::{ConnectQuery, open, origin};
+use crate::error::{ApiResult, WsCaller};
+use crate::state::AppState;
+use frames::{Reply, error_frame, frame, handle_text, subscribed_ack};
+
+/// Close code for a connection that sent nothing (not even a pong) for the idle timeout.
+pub const CLOSE_IDLE: u16 = 4010;
+/// Close code on hub shutdown.
+pub const CLOSE_GOING_AWAY: u16 = 1001;
+
+/// Largest frame the socket reads at all: past it the connection is closed with 1009. Frames between
+/// [`MAX_BODY_BYTES`] and this get an error frame instead, and the connection stays open.
+const HARD_FRAME_LIMIT: usize = 4 * MAX_BODY_BYTES;
+/// Close code for a frame past [`HARD_FRAME_LIMIT`].
+const CLOSE_TOO_BIG: u16 = 1009;
+/// Bytes read from the socket per read call.
+const READ_BUFFER: usize = 512;
+
+fn valid_client_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:@".contains(c))
+}
+
+/// `GET /ws`.
+pub async fn ws_root(
+    state: State<AppState>,
+    c: WsCaller,
+    q: Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> ApiResult<Response> {
+    upgrade(state, c, q, headers, ws, None)
+}
+
+/// `GET /ws/{client_id}`: the same, with a connection id the client chose.
+pub async fn ws_named(
+    state: State<AppState>,
+    c: WsCaller,
+    Path(client_id): Path<String>,
+    q: Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> ApiResult<Response> {
+    upgrade(state, c, q, headers, ws, Some(client_id))
+}
+
+fn upgrade(
+    State(state): State<AppState>,
+    WsCaller(caller): WsCaller,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    client_id: Option<String>,
+) -> ApiResult<Response> {
+    let ws = ws.map_err(|r| {
+        Error::bad_request(
+            "not_websocket",
+            format!("this endpoint takes a WebSocket upgrade: {}", r.body_text()),
+        )
+    })?;
+    if let Some(id) = &client_id
+        && !valid_client_id(id)
+    {
+        return Err(
+            Error::invalid("client_id", "must be 1–64 characters from A-Za-z0-9-_.:@").into(),
+        );
+    }
+    let query = ConnectQuery::parse(&q, &[], None)?;
+    let info = ClientInfo {
+        id: client_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+        transport: "ws",
+        origin: origin(&headers),
+    };
+    let greeting = frame(&json!({
+        "type": "connected",
+        "connection_id": info.id,
+        "epoch": state.hub.epoch(),
+        "last_seq": state.hub.last_seq(),
+        "heartbeat_s": state.config.heartbeat.as_secs(),
+    }));
+    let session = open(&caller, info, &query, Some(greeting), |p, s| {
+        Some(subscribed_ack(("channel", json!(p.to_string())), s))
+    })?;
+    let tracker = state.tasks.clone();
+    Ok(ws
+        .max_message_size(HARD_FRAME_LIMIT)
+        .max_frame_size(HARD_FRAME_LIMIT)
+        // Small buffers: tungstenite zero-fills its whole read buffer before each read (128 KiB by default, which
+        // made every idle connection cost 140 KB). Client frames are small; a big one grows the buffer itself.
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(16 * 1024)
+        .on_upgrade(move |socket| tracker.track_future(run(state, session, socket))))
+}
+
+/// How a connection's loop ended.
+enum End {
+    /// The client went away or the socket failed: nothing left to say.
+    Gone,
+    /// The client sent Close: tungstenite has queued the echo, which only needs flushing.
+    ClientClosed,
+    /// We close, with this code and reason, then finish the close handshake.
+    Close(u16, &'static str),
+}
+
+/// Why a batch write stopped early.
+enum WriteStop {
+    Shutdown,
+    Cut,
+    Failed,
+}
+
+/// Most frames written between two flushes.
+const MAX_BATCH: usize = 64;
+
+/// One task per connection owns the socket: it reads client frames, writes everything the session has queued
+/// (all of it, then one flush), pings, and times out idle clients. A blocked write still yields to shutdown and
+/// to the bus cutting the session off.
+async fn run(state: AppState, mut session: Session, mut socket: WebSocket) {
+    tracing::debug!(client = session.id(), "ws connected");
+    let shutdown = state.shutdown.clone();
+    let cut = session.cut();
+    // Made once and polled by reference: a fresh `cancelled()` per event would take the token's lock each time.
+    let stop = shutdown.cancelled();
+    let cut_off = cut.cancelled();
+    tokio::pin!(stop, cut_off);
+    let mut ping = tokio::time::interval_at(
+        tokio::time::Instant::now() + state.config.heartbeat,
+        state.config.heartbeat,
+    );
+    let idle = tokio::time::sleep(state.config.idle_timeout);
+    tokio::pin!(idle);
+    // Publishes are pipelined: each is queued to the hub at once and acked, in order, when it commits.
+    let mut in_flight = futures_util::stream::FuturesOrdered::new();
+    let end = loop {
+        tokio::select! {
+            biased;
+            () = &mut stop => break End::Close(CLOSE_GOING_AWAY, "hub shutting down"),
+            // Before events, so a busy stream still pings and its client's pongs keep it from idling out.
+            _ = ping.tick() => {
+                let ping = async {
+                    socket.send(Message::Ping(Bytes::new())).await.map_err(|_| WriteStop::Failed)
+                };
+                if let Err(w) = guarded(stop.as_mut(), cut_off.as_mut(), ping).await {
+                    break stopped(w, &session);
+                }
+            }
+            m = socket.recv(), if in_flight.len() < MAX_IN_FLIGHT => {
+                let m = match m {
+                    Some(Err(e)) if is_capacity(&e) => break End::Close(CLOSE_TOO_BIG, "frame over the hard limit"),
+                    None | Some(Err(_)) => break End::Gone,
+                    Some(Ok(Message::Close(_))) => break End::ClientClosed,
+                    Some(Ok(m)) => m,
+                };
+                idle.as_mut().reset(tokio::time::Instant::now() + state.config.idle_timeout);
+                session.record_received();
+                let reply = match m {
+                    Message::Text(t) => handle_text(t.as_str(), session.handle()),
+                    Message::Binary(_) => Reply::Now(Some(error_frame(
+                        &Value::Null,
+                        &Error::bad_request("bad_frame", "binary frames are not supported; send JSON text"),
+                    ))),
+                    _ => Reply::Now(None),
+                };
+                match reply {
+                    // A full queue cuts the session off; the next turn of the loop closes it.
+                    Reply::Now(Some(r)) => { session.send_control(r); }
+                    Reply::Now(None) => {}
+                    Reply::Later(f) => in_flight.push_back(f),
+                }
+            }
+            Some(ack) = in_flight.next(), if !in_flight.is_empty() => { session.send_control(ack); }
+            d = session.next() => {
+                let Some(first) = d else {
+                    // The bus cut the session off (slow consumer).
+                    break stopped(WriteStop::Cut, &session);
+                };
+                let batch = write_batch(&mut socket, &mut session, first);
+                if let Err(w) = guarded(stop.as_mut(), cut_off.as_mut(), batch).await {
+                    break stopped(w, &session);
+                }
+            }
+            () = &mut idle => {
+                tracing::debug!(client = session.id(), "idle timeout");
+                break End::Close(CLOSE_IDLE, "idle timeout");
+            }
+        }
+    };
+    drop(session);
+    match end {
+        // Boxed: it runs once, and would otherwise make every connection's task bigger.
+        End::Close(code, reason) => Box::pin(close_handshake(socket, code, reason)).await,
+        End::ClientClosed => {
+            let _ = tokio::time::timeout(Duration::from_secs(2), socket.flush()).await;
+        }
+        End::Gone => {}
+    }
+    tracing::debug!("ws disconnected");
+}
+
+/// Did the socket refuse a frame past [`HARD_FRAME_LIMIT`]?
+fn is_capacity(e: &axum::Error) -> bool {
+    use std::error::Error as _;
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        if let Some(t) = c.downcast_ref::<tokio_tungstenite::tungstenite::Error>() {
+            return matches!(t, tokio_tungstenite::tungstenite::Error::Capacity(_));
+        }
+        cause = c.source();
+    }
+    false
+}
+
+/// Sends our close frame, then reads until the client's Close (answering its pings meanwhile), briefly.
+async fn close_handshake(mut socket: WebSocket, code: u16, reason: &'static str) {
+    if close(&mut socket, code, reason).await {
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while let Some(Ok(m)) = socket.recv().await {
+                if matches!(m, Message::Close(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+}
+
+/// Runs `write` unless shutdown or the bus cutting the session off comes first: a write to a client that does
+/// not read can block for as long as the client likes.
+async fn guarded(
+    stop: Pin<&mut WaitForCancellationFuture<'_>>,
+    cut_off: Pin<&mut WaitForCancellationFuture<'_>>,
+    write: impl Future<Output = Result<(), WriteStop>>,
+) -> Result<(), WriteStop> {
+    tokio::select! {
+        biased;
+        () = stop => Err(WriteStop::Shutdown),
+        () = cut_off => Err(WriteStop::Cut),
+        r = write => r,
+    }
+}
+
+fn stopped(w: WriteStop, session: &Session) -> End {
+    match w {
+        WriteStop::Shutdown => End::Close(CLOSE_GOING_AWAY, "hub shutting down"),
+        WriteStop::Cut if session.close_code() == Some(CLOSE_SLOW_CONSUMER) => {
+            End::Close(CLOSE_SLOW_CONSUMER, "slow consumer; resume with since")
+        }
+        WriteStop::Cut | WriteStop::Failed => End::Gone,
+    }
+}
+
+fn message(d: Delivery) -> Message {
+    match d {
+        Delivery::Event(e) => text(e.ws_frame()),
+        Delivery::Control(b) => text(&b),
+    }
+}
+
+/// Writes `first` and whatever else is queued (up to [`MAX_BATCH`] frames), then flushes once.
+async fn write_batch(
+    socket: &mut WebSocket,
+    session: &mut Session,
+    first: Delivery,
+) -> Result<(), WriteStop> {
+    socket
+        .feed(message(first))
+        .await
+        .map_err(|_| WriteStop::Failed)?;
+    for _ in 1..MAX_BATCH {
+        let Some(d) = session.try_next() else { break };
+        socket
+            .feed(message(d))
+            .await
+            .map_err(|_| WriteStop::Failed)?;
+    }
+    socket.flush().await.map_err(|_| WriteStop::Failed)
+}
+
+fn text(b: &Bytes) -> Message {
+    // Frames are made by serde_json, so they are UTF-8.
+    Message::Text(Utf8Bytes::try_from(b.clone()).unwrap_or_default())
+}
+
+/// Sends a close frame; true once it is on its way.
+async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) -> bool {
+    let msg = Message::Close(Some(CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    }));
+    // A client that does not read may never take the close frame; don't wait for it forever.
+    matches!(
+        tokio::time::timeout(Duration::from_secs(5), socket.send(msg)).await,
+        Ok(Ok(()))
+    )
+}
+
+/// Most publishes one connection may have waiting for their commit before it stops reading.
+const MAX_IN_FLIGHT: usize = 256;
