@@ -394,3 +394,32 @@ async fn connection_cap_answers_503() {
     let (s, b) = call(http().get(format!("{}/events", hub.url))).await;
     assert_eq!((s, error_code(&b).as_str()), (503, "too_many_connections"));
 }
+
+#[tokio::test]
+async fn an_oversized_frame_gets_an_error_and_only_a_huge_one_closes_with_1009() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let hub = TestHub::start(&[]);
+    let mut ws = ws_connect(&hub.ws_url("/ws")).await;
+    next_of_type(&mut ws, "connected", Duration::from_secs(5)).await;
+    // Over the 1 MiB limit: refused, and the connection stays open.
+    let big = format!(
+        r#"{{"type":"publish","id":1,"channel":"x","event":"e","data":"{}"}}"#,
+        "a".repeat(1536 * 1024)
+    );
+    ws.send(Message::Text(big.into())).await.unwrap();
+    let e = next_of_type(&mut ws, "error", Duration::from_secs(10)).await;
+    assert_eq!(e["error"]["code"], "payload_too_large", "{e}");
+    send_json(&mut ws, json!({"type": "ping", "id": 2})).await;
+    assert_eq!(
+        next_json(&mut ws, Duration::from_secs(5)).await["type"],
+        "pong"
+    );
+    // Past the hard protocol limit (4 MiB): the hub closes with 1009.
+    let huge = "a".repeat(5 * 1024 * 1024);
+    let _ = ws.send(Message::Text(huge.into())).await;
+    assert_eq!(
+        close_code(&mut ws, Duration::from_secs(10)).await,
+        Some(1009)
+    );
+}

@@ -61,6 +61,7 @@ async fn window_in_headless_chromium() {
             .args(["--test", "--test-reporter=spec", "ui.test.mjs"])
             .current_dir(&dir)
             .env("HUB_URL", &hub.url)
+            .env("HUB_TOKEN", hub.token())
             .env("ARTIFACTS", &artifacts)
             .output(),
     )

@@ -45,8 +45,11 @@ impl TestHub {
     }
 
     /// Runs `switchboard serve --data-dir DIR ARGS…` with extra env, in DIR, and waits for its listening line.
+    /// `SWITCHBOARD_TEST_BIN` names another binary to run instead (an older build, to show a regression test
+    /// failing there).
     pub fn launch(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> TestHub {
-        let mut child = Command::new(BIN)
+        let bin = std::env::var_os("SWITCHBOARD_TEST_BIN").unwrap_or_else(|| BIN.into());
+        let mut child = Command::new(bin)
             .args(["serve", "--data-dir"])
             .arg(dir)
             .args(args)

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 
 const HUB = process.env.HUB_URL;
+const TOKEN = process.env.HUB_TOKEN;
 const ARTIFACTS = process.env.ARTIFACTS || 'artifacts';
 let browser, page;
 const pageErrors = [];
@@ -59,6 +60,21 @@ test('events published over REST appear within 1 s', async () => {
   const took = Date.now() - started;
   console.log(`REST publish -> row visible in ${took} ms`);
   assert.ok(took < 1000);
+});
+
+test("the window is the owner's: it shows private-channel events and has the token", async () => {
+  // Published with the token; a page on another origin could neither see it nor read the token.
+  const res = await fetch(HUB + '/api/events', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` },
+    body: JSON.stringify({ channel: 'private-team', event: 'plan.shared', data: {} }),
+  });
+  assert.equal(res.status, 202);
+  await page.waitForSelector('#log .row:not([hidden]) >> text=plan.shared', { timeout: 2000 });
+  const own = await page.evaluate(() => fetch('/api/connect').then((r) => r.json()));
+  assert.equal(own.token, TOKEN, 'the window gets the token');
+  const other = await rest('GET', '/api/connect');
+  assert.equal(other.body.token, null, 'a caller that is not the window and has no token does not');
 });
 
 test('each filter narrows the list', async () => {

@@ -1,7 +1,7 @@
 //! The Switchboard app: the hub with every transport mounted, as `switchboard serve` (and later the desktop app)
 //! starts it, and the shell clients.
 //!
-//! - [`start`]: `switchboard-server` with the MCP routes of `switchboard-mcp` merged in.
+//! - [`start`]: `switchboard-server` with the MCP routes of `switchboard-mcp` ([`mcp_routes`]) merged in.
 //! - [`config`]: flag > env > `switchboard.toml` > default for `serve`.
 //! - [`client`]: `tail`, `publish` and `agents …` over the hub's public API.
 //! - [`autostart`]: `switchboard mcp` finds a hub, or starts one in the background.
@@ -12,8 +12,9 @@ pub mod config;
 
 use std::path::{Path, PathBuf};
 
+use axum::Router;
 use switchboard_mcp::ide::Target;
-use switchboard_server::{RunningHub, ServerConfig, StartError};
+use switchboard_server::{AppState, RunningHub, ServerConfig, StartError};
 use tokio_util::sync::CancellationToken;
 
 /// Where client commands look for a hub when nothing says otherwise.
@@ -27,17 +28,19 @@ pub async fn start(
     config: ServerConfig,
     shutdown: CancellationToken,
 ) -> Result<RunningHub, StartError> {
-    let data_dir = config.data_dir.clone();
     let mcp_stop = shutdown.child_token();
-    switchboard_server::start_with(config, shutdown, move |state| {
-        // The token goes into a snippet per request, for the callers allowed to have it.
-        let target = ide_target(&state.url, None, &data_dir);
-        let info = switchboard_mcp::McpInfo {
-            url: state.url.clone(),
-        };
-        switchboard_mcp::router(state.hub.clone(), info, target, mcp_stop)
-    })
-    .await
+    switchboard_server::start_with(config, shutdown, move |state| mcp_routes(state, mcp_stop)).await
+}
+
+/// The MCP routes (`/mcp`, `/api/ide/{name}`) for a hub's state; `shutdown` ends open MCP streams. [`start`]
+/// merges them into the hub's router; tests build the same router to drive it in-process.
+pub fn mcp_routes(state: &AppState, shutdown: CancellationToken) -> Router {
+    // The token goes into a snippet per request, for the callers allowed to have it.
+    let target = ide_target(&state.url, None, state.hub.data_dir());
+    let info = switchboard_mcp::McpInfo {
+        url: state.url.clone(),
+    };
+    switchboard_mcp::router(state.hub.clone(), info, target, shutdown)
 }
 
 /// The command an IDE should run for `switchboard mcp`: `switchboard` when that is on `PATH` (and is this binary,
