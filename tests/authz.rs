@@ -493,7 +493,9 @@ async fn every_transport_gives_every_caller_the_same_answer() {
 async fn the_token_goes_to_the_owner_and_nobody_else() {
     let r = rig(|_| {}).await;
     let own = format!("http://{}", r.addr());
-    let cases: [(&str, Vec<(&str, String)>, bool); 6] = [
+    // (who, their headers, whether they get the token)
+    type Case = (&'static str, Vec<(&'static str, String)>, bool);
+    let cases: [Case; 6] = [
         ("curl on an open hub", vec![], false),
         (
             "another localhost page",

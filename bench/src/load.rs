@@ -16,7 +16,7 @@ use crate::peer::Kind;
 use crate::wire::{Frame, HttpConn, WsConn, stamp};
 
 /// Shared delivery counters and the latency histogram of the current measurement.
-pub struct Sink {
+pub(crate) struct Sink {
     base: Instant,
     pub received: Cell<u64>,
     pub last_at: Cell<Instant>,
@@ -27,7 +27,7 @@ pub struct Sink {
 }
 
 impl Sink {
-    pub fn new() -> Rc<Sink> {
+    pub(crate) fn new() -> Rc<Sink> {
         let base = Instant::now();
         Rc::new(Sink {
             base,
@@ -42,7 +42,7 @@ impl Sink {
     }
 
     /// Now, as the stamp a message sent now carries.
-    pub fn stamp_now(&self) -> u64 {
+    pub(crate) fn stamp_now(&self) -> u64 {
         self.base.elapsed().as_nanos() as u64
     }
 
@@ -56,7 +56,7 @@ impl Sink {
     }
 
     /// p50, p99 and p99.9 of the current histogram, in milliseconds.
-    pub fn percentiles(&self) -> [f64; 3] {
+    pub(crate) fn percentiles(&self) -> [f64; 3] {
         let h = self.hist.borrow();
         if h.is_empty() {
             return [f64::NAN; 3];
@@ -64,28 +64,28 @@ impl Sink {
         [0.5, 0.99, 0.999].map(|q| h.value_at_quantile(q) as f64 / 1000.0)
     }
 
-    pub fn reset(&self) {
+    pub(crate) fn reset(&self) {
         self.hist.borrow_mut().reset();
     }
 }
 
 /// Open subscriber connections; dropping them closes the sockets.
-pub struct Subscribers {
+pub(crate) struct Subscribers {
     tasks: Vec<JoinHandle<()>>,
 }
 
 impl Subscribers {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Subscribers { tasks: Vec::new() }
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.tasks.len()
     }
 
     /// Opens `more` connections (at most `parallel` handshakes at a time) and waits until each is subscribed.
     /// Returns the seconds it took.
-    pub async fn open(
+    pub(crate) async fn open(
         &mut self,
         kind: Kind,
         port: u16,
@@ -125,7 +125,7 @@ impl Subscribers {
         Ok(start.elapsed().as_secs_f64())
     }
 
-    pub fn close(&mut self) {
+    pub(crate) fn close(&mut self) {
         for t in self.tasks.drain(..) {
             t.abort();
         }
@@ -184,7 +184,7 @@ async fn subscriber(kind: Kind, port: u16, path: &str, sink: &Sink) {
 
 /// How a run of requests went.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct Sent {
+pub(crate) struct Sent {
     pub ok: u64,
     pub failed: u64,
     /// Requests not sent because every pooled connection was still waiting for an answer.
@@ -193,7 +193,7 @@ pub struct Sent {
 
 /// Sends `count` requests made by `make(i, stamp)` at `rate` per second, open loop, over at most `pool`
 /// keep-alive connections, and waits (up to 30 s) for every answer.
-pub async fn open_loop(
+pub(crate) async fn open_loop(
     port: u16,
     rate: f64,
     count: u64,
@@ -257,7 +257,7 @@ pub async fn open_loop(
 }
 
 /// Waits until `sink` has `target` deliveries, or nothing arrived for `quiet`, or `max` passed.
-pub async fn drain(sink: &Sink, target: u64, quiet: Duration, max: Duration) {
+pub(crate) async fn drain(sink: &Sink, target: u64, quiet: Duration, max: Duration) {
     let start = Instant::now();
     let mut seen = sink.received.get();
     let mut seen_at = Instant::now();

@@ -13,16 +13,16 @@ use crate::wire;
 
 /// One server the benchmark can run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     Switchboard,
     NodeWs,
     FastApi,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 3] = [Kind::Switchboard, Kind::NodeWs, Kind::FastApi];
+    pub(crate) const ALL: [Kind; 3] = [Kind::Switchboard, Kind::NodeWs, Kind::FastApi];
 
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Kind::Switchboard => "switchboard",
             Kind::NodeWs => "node-ws",
@@ -30,7 +30,7 @@ impl Kind {
         }
     }
 
-    pub fn parse(s: &str) -> Result<Kind> {
+    pub(crate) fn parse(s: &str) -> Result<Kind> {
         Kind::ALL
             .into_iter()
             .find(|k| k.name() == s)
@@ -38,7 +38,7 @@ impl Kind {
     }
 
     /// The WebSocket path a subscriber opens to receive `channel`.
-    pub fn ws_path(self, channel: &str) -> String {
+    pub(crate) fn ws_path(self, channel: &str) -> String {
         match self {
             Kind::Switchboard => format!("/ws?channels={channel}"),
             Kind::NodeWs | Kind::FastApi => "/ws".into(),
@@ -46,7 +46,7 @@ impl Kind {
     }
 
     /// The frame that says a new connection is subscribed, if the protocol has one; else the upgrade is enough.
-    pub fn ready_marker(self) -> Option<&'static [u8]> {
+    pub(crate) fn ready_marker(self) -> Option<&'static [u8]> {
         match self {
             Kind::Switchboard => Some(b"\"type\":\"ack\""),
             Kind::NodeWs | Kind::FastApi => None,
@@ -54,7 +54,7 @@ impl Kind {
     }
 
     /// `(method, path, body)` that publishes a message carrying `stamp` to every subscriber.
-    pub fn publish(self, stamp: u64) -> (&'static str, String, Vec<u8>) {
+    pub(crate) fn publish(self, stamp: u64) -> (&'static str, String, Vec<u8>) {
         match self {
             Kind::Switchboard => (
                 "POST",
@@ -73,13 +73,13 @@ impl Kind {
 
 /// Where things are: the repository root and the Switchboard binary to run.
 #[derive(Debug, Clone)]
-pub struct Paths {
+pub(crate) struct Paths {
     pub root: PathBuf,
     pub switchboard: PathBuf,
 }
 
 /// A running server, pinned to its core, killed on drop.
-pub struct Server {
+pub(crate) struct Server {
     pub kind: Kind,
     pub port: u16,
     pub pid: u32,
@@ -94,7 +94,7 @@ fn free_port() -> Result<u16> {
 
 impl Server {
     /// Starts `kind` on a free loopback port, pinned with `taskset -c <core>`, and waits for `/health`.
-    pub async fn start(kind: Kind, paths: &Paths, core: usize) -> Result<Server> {
+    pub(crate) async fn start(kind: Kind, paths: &Paths, core: usize) -> Result<Server> {
         let port = free_port()?;
         let mut data = None;
         let (program, args): (PathBuf, Vec<String>) = match kind {
@@ -154,15 +154,15 @@ impl Server {
     }
 
     /// The Switchboard server's data dir (its token lives there).
-    pub fn data_dir(&self) -> Option<&Path> {
+    pub(crate) fn data_dir(&self) -> Option<&Path> {
         self._data.as_ref().map(tempfile::TempDir::path)
     }
 
-    pub fn usage(&self) -> Usage {
+    pub(crate) fn usage(&self) -> Usage {
         Usage::of(self.pid)
     }
 
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         let _ = self.child.start_kill();
         let _ = self.child.wait().await;
     }
@@ -178,18 +178,18 @@ fn peer_file(root: &Path, rel: &str) -> Result<String> {
 
 /// CPU time and resident memory of a process, from `/proc`.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Usage {
+pub(crate) struct Usage {
     /// User + system CPU seconds.
     pub cpu_s: f64,
     pub rss_kb: u64,
 }
 
 impl Usage {
-    pub fn of(pid: u32) -> Usage {
+    pub(crate) fn of(pid: u32) -> Usage {
         Self::read(&format!("/proc/{pid}"))
     }
 
-    pub fn own() -> Usage {
+    pub(crate) fn own() -> Usage {
         Self::read("/proc/self")
     }
 

@@ -13,7 +13,7 @@ use crate::scenarios::{AtRest, FanRow, IdleRow, McpRow, MutRow};
 
 /// What one run label has measured so far; a scenario run replaces its own part.
 #[derive(Debug, Default, Serialize, Deserialize)]
-pub struct Results {
+pub(crate) struct Results {
     pub machine: String,
     pub versions: Vec<(String, String)>,
     pub updated: String,
@@ -33,14 +33,14 @@ pub struct Results {
 }
 
 impl Results {
-    pub fn load(path: &Path) -> Results {
+    pub(crate) fn load(path: &Path) -> Results {
         std::fs::read(path)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default()
     }
 
-    pub fn save(&self, path: &Path) -> Result<()> {
+    pub(crate) fn save(&self, path: &Path) -> Result<()> {
         if let Some(d) = path.parent() {
             std::fs::create_dir_all(d)?;
         }
@@ -70,7 +70,7 @@ fn k(v: f64) -> String {
 }
 
 /// The Markdown for one label: machine, versions, then a table per scenario measured.
-pub fn markdown(label: &str, r: &Results, plot: Option<&str>) -> String {
+pub(crate) fn markdown(label: &str, r: &Results, plot: Option<&str>) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "Run `{label}`, {}. Machine: {}.", r.updated, r.machine);
     let versions: Vec<String> = r.versions.iter().map(|(n, v)| format!("{n} {v}")).collect();
@@ -285,7 +285,7 @@ fn series(rows: &[FanRow]) -> Vec<(String, usize)> {
 }
 
 /// Replaces the `label` block of RESULTS.md (between its two markers), or appends one.
-pub fn write_block(results_md: &Path, label: &str, body: &str) -> Result<()> {
+pub(crate) fn write_block(results_md: &Path, label: &str, body: &str) -> Result<()> {
     let open = format!("<!-- results:{label} -->");
     let close = format!("<!-- /results:{label} -->");
     let text =
@@ -299,7 +299,7 @@ pub fn write_block(results_md: &Path, label: &str, body: &str) -> Result<()> {
 }
 
 /// p99 latency (log scale) against delivered deliveries/s, one line per peer and subscriber count.
-pub fn plot(path: &Path, label: &str, rows: &[FanRow]) -> Result<()> {
+pub(crate) fn plot(path: &Path, label: &str, rows: &[FanRow]) -> Result<()> {
     let max_x = rows
         .iter()
         .map(|r| r.delivered_per_s / 1000.0)

@@ -13,7 +13,7 @@ use crate::peer::{Kind, Paths, Server, Usage};
 use crate::wire::HttpConn;
 
 /// Where the server and the tool run.
-pub struct Ctx {
+pub(crate) struct Ctx {
     pub paths: Paths,
     pub server_core: usize,
     /// Seconds each measured step publishes for.
@@ -25,7 +25,7 @@ pub struct Ctx {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AtRest {
+pub(crate) struct AtRest {
     pub peer: String,
     pub rss_mb: f64,
     /// Server CPU used in 5 s with no connections.
@@ -33,7 +33,7 @@ pub struct AtRest {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct IdleRow {
+pub(crate) struct IdleRow {
     pub peer: String,
     pub connections: usize,
     pub rss_base_mb: f64,
@@ -43,7 +43,7 @@ pub struct IdleRow {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct FanRow {
+pub(crate) struct FanRow {
     pub peer: String,
     pub subscribers: usize,
     pub target_per_s: f64,
@@ -59,7 +59,7 @@ pub struct FanRow {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct MutRow {
+pub(crate) struct MutRow {
     /// `latency`: every mutation goes to 1k subscribers; `durable`: to one subscriber, 1k others idle.
     pub mode: String,
     pub subscribers: usize,
@@ -79,7 +79,7 @@ pub struct MutRow {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct McpRow {
+pub(crate) struct McpRow {
     pub tool: String,
     pub calls: u64,
     pub calls_per_s: f64,
@@ -92,7 +92,11 @@ fn mb(kb: u64) -> f64 {
 }
 
 /// Idle connections: RSS growth per connection and the connect rate; also the server at rest.
-pub async fn idle(ctx: &Ctx, kinds: &[Kind], ns: &[usize]) -> Result<(Vec<AtRest>, Vec<IdleRow>)> {
+pub(crate) async fn idle(
+    ctx: &Ctx,
+    kinds: &[Kind],
+    ns: &[usize],
+) -> Result<(Vec<AtRest>, Vec<IdleRow>)> {
     let mut rest = Vec::new();
     let mut rows = Vec::new();
     for &kind in kinds {
@@ -161,7 +165,7 @@ fn capped(rates: &[f64], max: f64) -> Vec<f64> {
 }
 
 /// Fan-out: `n` subscribers, one publisher at rising rates, until the server (or the tool) saturates.
-pub async fn fanout(ctx: &Ctx, kinds: &[Kind], ns: &[usize]) -> Result<Vec<FanRow>> {
+pub(crate) async fn fanout(ctx: &Ctx, kinds: &[Kind], ns: &[usize]) -> Result<Vec<FanRow>> {
     let mut rows = Vec::new();
     for &n in ns {
         for &kind in kinds {
@@ -328,7 +332,7 @@ async fn settle(sink: &Sink) {
 
 /// The mutation path (Switchboard only: the peers have no durable store): REST creates and updates, each
 /// committed to SQLite and delivered over WebSocket.
-pub async fn mutation(ctx: &Ctx) -> Result<Vec<MutRow>> {
+pub(crate) async fn mutation(ctx: &Ctx) -> Result<Vec<MutRow>> {
     let mut rows = Vec::new();
     // Latency: every mutation fans out to 1k subscribers of agent:*.
     {
@@ -487,7 +491,7 @@ async fn mut_step(
 }
 
 /// MCP tool calls, one after another, through `switchboard mcp` (stdio bridge) to a running hub.
-pub async fn mcp(ctx: &Ctx, calls: u64) -> Result<Vec<McpRow>> {
+pub(crate) async fn mcp(ctx: &Ctx, calls: u64) -> Result<Vec<McpRow>> {
     use rmcp::ServiceExt;
     use rmcp::model::CallToolRequestParams;
     use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};

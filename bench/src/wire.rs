@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// What a received frame is.
-pub enum Frame<'a> {
+pub(crate) enum Frame<'a> {
     Text(&'a [u8]),
     Ping(&'a [u8]),
     Close,
@@ -21,7 +21,7 @@ pub enum Frame<'a> {
 }
 
 /// A client WebSocket that reads server frames out of its own buffer.
-pub struct WsConn {
+pub(crate) struct WsConn {
     stream: TcpStream,
     buf: Vec<u8>,
     pos: usize,
@@ -29,7 +29,7 @@ pub struct WsConn {
 
 impl WsConn {
     /// Connects to `127.0.0.1:port` and upgrades `path`.
-    pub async fn connect(port: u16, path: &str) -> Result<Self> {
+    pub(crate) async fn connect(port: u16, path: &str) -> Result<Self> {
         let mut stream = TcpStream::connect(("127.0.0.1", port))
             .await
             .context("connect")?;
@@ -63,7 +63,7 @@ impl WsConn {
     }
 
     /// The next frame, reading from the socket when the buffer holds no whole frame. `None` when the peer closed.
-    pub async fn next(&mut self) -> Result<Option<Frame<'_>>> {
+    pub(crate) async fn next(&mut self) -> Result<Option<Frame<'_>>> {
         loop {
             if let Some((op, start, end)) = parse(&self.buf[self.pos..]) {
                 let (s, e) = (self.pos + start, self.pos + end);
@@ -90,7 +90,7 @@ impl WsConn {
     }
 
     /// Sends a masked client frame (the mask key is zero: allowed, and servers do not care).
-    pub async fn send(&mut self, opcode: u8, payload: &[u8]) -> Result<()> {
+    pub(crate) async fn send(&mut self, opcode: u8, payload: &[u8]) -> Result<()> {
         let mut f = Vec::with_capacity(payload.len() + 14);
         f.push(0x80 | opcode);
         match payload.len() {
@@ -131,7 +131,7 @@ fn parse(b: &[u8]) -> Option<(u8, usize, usize)> {
 }
 
 /// The timestamp a benchmark message carries: the digits after `BT`.
-pub fn stamp(payload: &[u8]) -> Option<u64> {
+pub(crate) fn stamp(payload: &[u8]) -> Option<u64> {
     let i = memchr::memmem::find(payload, b"BT")? + 2;
     let digits = payload[i..].iter().take_while(|c| c.is_ascii_digit());
     let mut n = 0u64;
@@ -144,20 +144,20 @@ pub fn stamp(payload: &[u8]) -> Option<u64> {
 }
 
 /// An HTTP/1.1 keep-alive connection.
-pub struct HttpConn {
+pub(crate) struct HttpConn {
     stream: TcpStream,
     port: u16,
     buf: Vec<u8>,
 }
 
 /// An HTTP answer: status and body.
-pub struct Answer {
+pub(crate) struct Answer {
     pub status: u16,
     pub body: Vec<u8>,
 }
 
 impl HttpConn {
-    pub async fn connect(port: u16) -> Result<Self> {
+    pub(crate) async fn connect(port: u16) -> Result<Self> {
         let stream = TcpStream::connect(("127.0.0.1", port)).await?;
         stream.set_nodelay(true)?;
         Ok(HttpConn {
@@ -168,7 +168,12 @@ impl HttpConn {
     }
 
     /// Sends one request and reads its whole answer.
-    pub async fn request(&mut self, method: &str, path: &str, body: &[u8]) -> Result<Answer> {
+    pub(crate) async fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: &[u8],
+    ) -> Result<Answer> {
         let head = format!(
             "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: application/json\r\n\
              Content-Length: {}\r\n\r\n",
@@ -250,7 +255,7 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
 }
 
 /// Waits until `GET /health` answers 200 on `port`.
-pub async fn wait_healthy(port: u16, within: Duration) -> Result<()> {
+pub(crate) async fn wait_healthy(port: u16, within: Duration) -> Result<()> {
     let deadline = tokio::time::Instant::now() + within;
     loop {
         if let Ok(mut c) = HttpConn::connect(port).await

@@ -9,14 +9,19 @@ use serde_json::{Value, json};
 /// The IDEs Switchboard writes config for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ide {
+    /// Claude Code.
     Claude,
+    /// Cursor.
     Cursor,
+    /// VS Code.
     Vscode,
 }
 
 impl Ide {
+    /// Every IDE, in the order menus show them.
     pub const ALL: [Ide; 3] = [Ide::Claude, Ide::Cursor, Ide::Vscode];
 
+    /// The IDE a name means (`claude`, `claude-code`, `cursor`, `vscode`, `code`…), case-insensitively.
     pub fn parse(s: &str) -> Option<Ide> {
         match s.to_ascii_lowercase().as_str() {
             "claude" | "claude-code" => Some(Ide::Claude),
@@ -26,6 +31,7 @@ impl Ide {
         }
     }
 
+    /// The IDE's short name.
     pub fn name(self) -> &'static str {
         match self {
             Ide::Claude => "claude",
@@ -51,10 +57,13 @@ pub struct Target {
 /// A config snippet and where it goes.
 #[derive(Debug, Clone, Serialize)]
 pub struct Snippet {
+    /// Which IDE.
     pub ide: &'static str,
+    /// `stdio` or `http`.
     pub transport: &'static str,
     /// The file it belongs in, or `None` for a shell command.
     pub file: Option<&'static str>,
+    /// What to paste, or the command to run.
     pub text: String,
 }
 

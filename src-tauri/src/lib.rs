@@ -33,7 +33,9 @@ struct Args {
 pub struct HubState {
     /// `http://127.0.0.1:PORT` of the hub the window shows (ours, or the one we attached to).
     pub url: String,
+    /// The hub token, when the hub requires one (the window's URL carries it).
     pub token: Option<String>,
+    /// The hub's data dir.
     pub data_dir: std::path::PathBuf,
     /// Our in-process hub; `None` when attached to another Switchboard or when starting failed.
     running: Mutex<Option<RunningHub>>,

@@ -34,7 +34,7 @@ fn copy(app: &AppHandle, text: String) {
 ///
 /// # Errors
 /// When the menu or icon cannot be made.
-pub fn build(app: &AppHandle) -> tauri::Result<()> {
+pub(crate) fn build(app: &AppHandle) -> tauri::Result<()> {
     let autostart = app.autolaunch().is_enabled().unwrap_or(false);
     let mcp = Submenu::with_id_and_items(
         app,

@@ -14,12 +14,12 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
 
 /// A running hub process. Killed on drop.
-pub struct TestHub {
+pub(crate) struct TestHub {
     pub child: Child,
     pub url: String,
     pub addr: String,
@@ -29,7 +29,7 @@ pub struct TestHub {
 
 impl TestHub {
     /// Starts a hub in a fresh temp dir with extra `serve` flags.
-    pub fn start(args: &[&str]) -> TestHub {
+    pub(crate) fn start(args: &[&str]) -> TestHub {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().to_path_buf();
         let mut hub = Self::start_in(&dir, args);
@@ -38,7 +38,7 @@ impl TestHub {
     }
 
     /// Starts a hub on an existing data dir (for restarts).
-    pub fn start_in(dir: &Path, args: &[&str]) -> TestHub {
+    pub(crate) fn start_in(dir: &Path, args: &[&str]) -> TestHub {
         let mut all = vec!["--port", "0"];
         all.extend_from_slice(args);
         Self::launch(dir, &all, &[])
@@ -47,7 +47,7 @@ impl TestHub {
     /// Runs `switchboard serve --data-dir DIR ARGS…` with extra env, in DIR, and waits for its listening line.
     /// `SWITCHBOARD_TEST_BIN` names another binary to run instead (an older build, to show a regression test
     /// failing there).
-    pub fn launch(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> TestHub {
+    pub(crate) fn launch(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> TestHub {
         let bin = std::env::var_os("SWITCHBOARD_TEST_BIN").unwrap_or_else(|| BIN.into());
         let mut child = Command::new(bin)
             .args(["serve", "--data-dir"])
@@ -82,35 +82,35 @@ impl TestHub {
         }
     }
 
-    pub fn ws_url(&self, path: &str) -> String {
+    pub(crate) fn ws_url(&self, path: &str) -> String {
         format!("ws://{}{}", self.addr, path)
     }
 
-    pub fn token(&self) -> String {
+    pub(crate) fn token(&self) -> String {
         std::fs::read_to_string(self.dir.join("token"))
             .expect("token file")
             .trim()
             .to_owned()
     }
 
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// Sends SIGTERM and waits for exit.
-    pub fn terminate(&mut self) -> ExitStatus {
+    pub(crate) fn terminate(&mut self) -> ExitStatus {
         signal(self.child.id(), "TERM");
         wait_timeout(&mut self.child, Duration::from_secs(20))
     }
 
     /// SIGKILL: no chance to clean up.
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 
     /// Resident memory of the hub process in KiB.
-    pub fn rss_kib(&self) -> u64 {
+    pub(crate) fn rss_kib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .unwrap_or_default();
         status
@@ -128,7 +128,7 @@ impl Drop for TestHub {
     }
 }
 
-pub fn signal(pid: u32, sig: &str) {
+pub(crate) fn signal(pid: u32, sig: &str) {
     let ok = Command::new("kill")
         .arg(format!("-{sig}"))
         .arg(pid.to_string())
@@ -138,7 +138,7 @@ pub fn signal(pid: u32, sig: &str) {
     assert!(ok, "kill -{sig} {pid} failed");
 }
 
-pub fn wait_timeout(child: &mut Child, t: Duration) -> ExitStatus {
+pub(crate) fn wait_timeout(child: &mut Child, t: Duration) -> ExitStatus {
     let deadline = std::time::Instant::now() + t;
     loop {
         if let Some(s) = child.try_wait().expect("try_wait") {
@@ -152,7 +152,7 @@ pub fn wait_timeout(child: &mut Child, t: Duration) -> ExitStatus {
     }
 }
 
-pub fn http() -> reqwest::Client {
+pub(crate) fn http() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
@@ -160,7 +160,7 @@ pub fn http() -> reqwest::Client {
 }
 
 /// Sends a request and returns (status, JSON body or Null).
-pub async fn call(req: reqwest::RequestBuilder) -> (u16, Value) {
+pub(crate) async fn call(req: reqwest::RequestBuilder) -> (u16, Value) {
     let res = req.send().await.expect("request");
     let status = res.status().as_u16();
     let text = res.text().await.unwrap_or_default();
@@ -168,7 +168,7 @@ pub async fn call(req: reqwest::RequestBuilder) -> (u16, Value) {
 }
 
 /// Asserts the SPEC §3 error shape and returns its code.
-pub fn error_code(body: &Value) -> String {
+pub(crate) fn error_code(body: &Value) -> String {
     let code = body["error"]["code"]
         .as_str()
         .unwrap_or_else(|| panic!("not an error body: {body}"));
@@ -181,7 +181,7 @@ pub fn error_code(body: &Value) -> String {
     code.to_owned()
 }
 
-pub async fn create_agent(c: &reqwest::Client, url: &str, name: &str) -> Value {
+pub(crate) async fn create_agent(c: &reqwest::Client, url: &str, name: &str) -> Value {
     let (s, b) = call(
         c.post(format!("{url}/api/agents"))
             .json(&json!({"name": name})),
@@ -191,11 +191,11 @@ pub async fn create_agent(c: &reqwest::Client, url: &str, name: &str) -> Value {
     b
 }
 
-pub async fn ws_connect(url: &str) -> Ws {
+pub(crate) async fn ws_connect(url: &str) -> Ws {
     ws_connect_with(url, &[]).await
 }
 
-pub async fn ws_connect_with(url: &str, headers: &[(&str, &str)]) -> Ws {
+pub(crate) async fn ws_connect_with(url: &str, headers: &[(&str, &str)]) -> Ws {
     let mut req = url.into_client_request().unwrap();
     for (k, v) in headers {
         req.headers_mut().insert(
@@ -210,7 +210,7 @@ pub async fn ws_connect_with(url: &str, headers: &[(&str, &str)]) -> Ws {
 }
 
 /// Next JSON text frame, within `t`. Panics on close or timeout.
-pub async fn next_json(ws: &mut Ws, t: Duration) -> Value {
+pub(crate) async fn next_json(ws: &mut Ws, t: Duration) -> Value {
     loop {
         let m = tokio::time::timeout(t, ws.next())
             .await
@@ -226,7 +226,7 @@ pub async fn next_json(ws: &mut Ws, t: Duration) -> Value {
 }
 
 /// Next frame of the given `type`, skipping others.
-pub async fn next_of_type(ws: &mut Ws, ty: &str, t: Duration) -> Value {
+pub(crate) async fn next_of_type(ws: &mut Ws, ty: &str, t: Duration) -> Value {
     loop {
         let v = next_json(ws, t).await;
         if v["type"] == ty {
@@ -235,14 +235,14 @@ pub async fn next_of_type(ws: &mut Ws, ty: &str, t: Duration) -> Value {
     }
 }
 
-pub async fn send_json(ws: &mut Ws, v: Value) {
+pub(crate) async fn send_json(ws: &mut Ws, v: Value) {
     ws.send(Message::Text(v.to_string().into()))
         .await
         .expect("ws send");
 }
 
 /// Reads the close frame's code (skipping data frames), or None if the connection ended without one.
-pub async fn close_code(ws: &mut Ws, t: Duration) -> Option<u16> {
+pub(crate) async fn close_code(ws: &mut Ws, t: Duration) -> Option<u16> {
     let deadline = tokio::time::Instant::now() + t;
     loop {
         let m = tokio::time::timeout_at(deadline, ws.next())
@@ -257,14 +257,14 @@ pub async fn close_code(ws: &mut Ws, t: Duration) -> Option<u16> {
 }
 
 /// An SSE subscription read with a real SSE parser (`eventsource-stream`).
-pub struct Sse {
+pub(crate) struct Sse {
     stream: std::pin::Pin<
         Box<dyn futures_util::Stream<Item = Result<eventsource_stream::Event, String>> + Send>,
     >,
 }
 
 impl Sse {
-    pub async fn open(url: &str, headers: &[(&str, &str)]) -> Sse {
+    pub(crate) async fn open(url: &str, headers: &[(&str, &str)]) -> Sse {
         use eventsource_stream::Eventsource;
         // No overall timeout: the stream is long-lived; reads are bounded in `next`.
         let mut req = reqwest::Client::new().get(url);
@@ -283,7 +283,7 @@ impl Sse {
     }
 
     /// The next message as (id, JSON data), within `t`.
-    pub async fn next(&mut self, t: Duration) -> Option<(String, Value)> {
+    pub(crate) async fn next(&mut self, t: Duration) -> Option<(String, Value)> {
         let ev = tokio::time::timeout(t, self.stream.next())
             .await
             .expect("timed out waiting for an SSE message")?;
@@ -296,7 +296,7 @@ impl Sse {
 }
 
 /// A JWT signed with the hub token.
-pub fn jwt(token: &str, claims: Value) -> String {
+pub(crate) fn jwt(token: &str, claims: Value) -> String {
     jsonwebtoken::encode(
         &jsonwebtoken::Header::default(),
         &claims,

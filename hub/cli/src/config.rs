@@ -20,6 +20,7 @@ pub struct CommonArgs {
     pub config: Option<PathBuf>,
 }
 
+/// `switchboard serve`'s flags; each has an env twin and a key in `switchboard.toml`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Address to bind; anything but loopback requires --require-token.
@@ -63,6 +64,7 @@ pub struct ServeArgs {
 /// `switchboard.toml`: every key is optional and named like its flag.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[allow(missing_docs)] // Each field is the flag of the same name, documented on `ServeArgs`.
 pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     pub bind: Option<IpAddr>,
