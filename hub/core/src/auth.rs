@@ -176,7 +176,8 @@ impl Principal {
     /// `Forbidden` naming the pattern.
     pub(crate) fn may_subscribe(&self, p: &Pattern) -> Result<bool> {
         let allowed = match self {
-            Principal::Anonymous => !matches!(p, Pattern::Exact(c) if is_private(c)),
+            // `private-*` too: a pattern that could only ever match what the caller may not see is refused.
+            Principal::Anonymous => !is_private(p.stem()),
             Principal::Owner => true,
             Principal::Jwt(c) => covered(c.channels.as_deref(), p) || self.joined(p),
         };
@@ -398,6 +399,7 @@ mod tests {
     fn anonymous_callers_stay_out_of_private_channels() {
         let a = Principal::Anonymous;
         assert!(a.may_subscribe(&pat("private-x")).is_err());
+        assert!(a.may_subscribe(&pat("presence-*")).is_err());
         assert_eq!(a.may_subscribe(&pat("*")).ok(), Some(false));
         assert!(a.may_publish(&pat("private-x")).is_err() && a.may_publish(&pat("x")).is_ok());
         assert!(!a.sees("presence-room") && a.sees("global"));

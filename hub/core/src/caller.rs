@@ -7,7 +7,7 @@
 //!
 //! | operation | needs |
 //! |---|---|
-//! | read agents, subscribe to or read a channel | the channel in the caller's reach (`channels` claim; private channels for the owner and private-claimed JWTs only) |
+//! | read agents, subscribe to or read a channel | the channel in the caller's reach: anything for the owner; for a JWT what its `channels` claim covers (everything when absent), plus `global` and `user:<sub>`; for an anonymous caller everything but `private-`/`presence-` channels. A pattern reaches private channels only for the owner or when the pattern is itself private (`private-team`, `private-*`) |
 //! | create an agent | publish on `agent:*` |
 //! | change or delete an agent | publish on `agent:<id>` |
 //! | publish, ask a question | publish on the channel |

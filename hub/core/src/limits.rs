@@ -5,8 +5,8 @@ use std::num::NonZeroU32;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
-/// Largest request body or client frame: 1 MiB. REST answers 413 past it, a WebSocket client gets a `too_large`
-/// error frame, MCP refuses the request.
+/// Largest request body or client frame: 1 MiB. REST answers 413 past it, a WebSocket client gets a
+/// `payload_too_large` error frame, MCP refuses the request.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// Largest `config` object and largest event `data`, serialised: 64 KiB.

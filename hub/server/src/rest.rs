@@ -10,7 +10,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use switchboard_core::{AgentPatch, AgentQuery, Error, EventsQuery, NewAgent, NewEvent};
+use switchboard_core::{
+    AgentPage, AgentPatch, AgentQuery, Error, EventsPage, EventsQuery, NewAgent, NewEvent,
+};
 
 use crate::error::{ApiError, ApiJson, ApiResult, Rest, Webhook};
 use crate::state::AppState;
@@ -60,14 +62,14 @@ pub async fn connect_info(State(s): State<AppState>, Rest(c): Rest) -> Json<Valu
 }
 
 /// `GET /api/agents?status=&q=&limit=&cursor=`.
-pub async fn list_agents(Rest(c): Rest, Query(q): Params) -> ApiResult<Json<Value>> {
+pub async fn list_agents(Rest(c): Rest, Query(q): Params) -> ApiResult<Json<AgentPage>> {
     let query = AgentQuery {
         status: param(&q, "status"),
         q: param(&q, "q"),
         limit: parse_num(&q, "limit")?,
         cursor: param(&q, "cursor"),
     };
-    Ok(Json(json!(c.list_agents(query).await?)))
+    Ok(Json(c.list_agents(query).await?))
 }
 
 fn etag(version: i64) -> [(header::HeaderName, String); 1] {
@@ -119,13 +121,13 @@ pub async fn delete_agent(Rest(c): Rest, Path(id): Path<String>) -> ApiResult<St
 }
 
 /// `GET /api/events?channel=&since=&limit=`.
-pub async fn list_events(Rest(c): Rest, Query(q): Params) -> ApiResult<Json<Value>> {
+pub async fn list_events(Rest(c): Rest, Query(q): Params) -> ApiResult<Json<EventsPage>> {
     let query = EventsQuery {
         channel: param(&q, "channel"),
         since: parse_num(&q, "since")?,
         limit: parse_num(&q, "limit")?,
     };
-    Ok(Json(json!(c.events(query).await?)))
+    Ok(Json(c.events(query).await?))
 }
 
 /// `POST /api/events {channel, event, data}`: 202 `{seq}`.
