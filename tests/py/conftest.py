@@ -1,11 +1,13 @@
-"""Fixtures: a real `switchboard serve` on 127.0.0.1:0 in a temp dir, and MCP client sessions over stdio
-(`switchboard mcp`) and Streamable HTTP (`/mcp`), made with the Python `mcp` SDK."""
+"""Fixtures: a real `switchboard serve` on 127.0.0.1:0 in a temp dir (`hub`, or `hub_with(*flags)` for extra
+flags such as `--require-token`), and MCP client sessions over stdio (`switchboard mcp`) and Streamable HTTP
+(`/mcp`, optionally with extra HTTP headers such as `Authorization`), made with the Python `mcp` SDK."""
+import gc
 import json
 import os
 import subprocess
 import tempfile
 import urllib.request
-from contextlib import asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 
 import httpx2
 import pytest
@@ -24,9 +26,16 @@ class Hub:
     def __init__(self, url: str, data_dir: str, proc: subprocess.Popen):
         self.url, self.data_dir, self.proc = url, data_dir, proc
 
-    def rest(self, method: str, path: str, body=None):
+    @property
+    def token(self) -> str:
+        """The hub token from `<data dir>/token`."""
+        with open(os.path.join(self.data_dir, "token")) as f:
+            return f.read().strip()
+
+    def rest(self, method: str, path: str, body=None, headers=None):
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.url + path, data=data, method=method, headers={"content-type": "application/json"})
+        req = urllib.request.Request(self.url + path, data=data, method=method,
+                                     headers={"content-type": "application/json", **(headers or {})})
         try:
             with urllib.request.urlopen(req, timeout=10) as res:
                 text = res.read().decode()
@@ -35,24 +44,43 @@ class Hub:
             return e.code, json.loads(e.read().decode() or "null")
 
 
-@pytest.fixture
-def hub():
+@contextmanager
+def running_hub(*flags: str):
+    """Runs `switchboard serve --port 0` with `flags` in a fresh data dir until the block ends."""
     assert BIN, "SWITCHBOARD_BIN must name the switchboard binary"
     with tempfile.TemporaryDirectory() as d:
-        proc = subprocess.Popen([BIN, "serve", "--port", "0", "--data-dir", d], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        line = proc.stdout.readline().strip()
-        assert line.startswith("switchboard listening on "), line
-        yield Hub(line.removeprefix("switchboard listening on "), d, proc)
-        proc.terminate()
-        proc.wait(timeout=20)
+        proc = subprocess.Popen([BIN, "serve", "--port", "0", "--data-dir", d, *flags], stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, text=True)
+        try:
+            line = proc.stdout.readline().strip()
+            assert line.startswith("switchboard listening on "), line
+            yield Hub(line.removeprefix("switchboard listening on "), d, proc)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+
+
+@pytest.fixture
+def hub():
+    with running_hub() as h:
+        yield h
+
+
+@pytest.fixture
+def hub_with():
+    """A factory: `hub_with("--require-token")` starts a hub with those flags, stopped when the test ends."""
+    with ExitStack() as stack:
+        yield lambda *flags: stack.enter_context(running_hub(*flags))
 
 
 @asynccontextmanager
-async def mcp_session(hub: Hub, transport: str, notifications: list):
+async def mcp_session(hub: Hub, transport: str, notifications: list, headers: dict | None = None):
+    """An initialized MCP `ClientSession`. `headers` (HTTP only) go on every request, e.g. `Authorization`."""
     async def on_message(msg):
         notifications.append(msg)
 
     if transport == "stdio":
+        assert not headers, "headers apply to the HTTP transport only"
         params = StdioServerParameters(command=BIN, args=["--data-dir", hub.data_dir, "mcp", "--hub", hub.url], env=dict(os.environ, RUST_LOG="warn"))
         with open(os.path.join(hub.data_dir, "bridge.log"), "w") as errlog:
             async with stdio_client(params, errlog=errlog) as (read, write):
@@ -60,8 +88,18 @@ async def mcp_session(hub: Hub, transport: str, notifications: list):
                     await s.initialize()
                     yield s
     else:
-        async with httpx2.AsyncClient(timeout=httpx2.Timeout(30, read=300)) as hc:
+        async with httpx2.AsyncClient(timeout=httpx2.Timeout(30, read=300), headers=headers or {}) as hc:
             async with streamable_http_client(hub.url + "/mcp", http_client=hc) as (read, write):
                 async with ClientSession(read, write, read_timeout_seconds=30, message_handler=on_message) as s:
                     await s.initialize()
                     yield s
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    # A failed MCP test leaves async generators and task groups for the garbage collector; when their finalizers run
+    # in the middle of pytest formatting the failure (which parses source with `ast`), CPython 3.11.7 raises
+    # "SystemError: AST constructor recursion depth mismatch" and pytest stops with INTERNALERROR. Collecting first
+    # keeps failures readable.
+    gc.collect()
+    yield
