@@ -73,6 +73,18 @@ def hub_with():
         yield lambda *flags: stack.enter_context(running_hub(*flags))
 
 
+def text(result) -> str:
+    """The text of a tool result (a tool error's message)."""
+    return " ".join(c.text for c in result.content if getattr(c, "text", None))
+
+
+async def ok(s, tool, args=None):
+    """Calls a tool that must succeed; returns its structured result."""
+    r = await s.call_tool(tool, args or {})
+    assert not r.is_error, f"{tool}: {text(r)}"
+    return r.structured_content
+
+
 @asynccontextmanager
 async def mcp_session(hub: Hub, transport: str, notifications: list, headers: dict | None = None):
     """An initialized MCP `ClientSession`. `headers` (HTTP only) go on every request, e.g. `Authorization`."""

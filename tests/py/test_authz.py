@@ -23,7 +23,7 @@ import mcp_types as types
 import pytest
 from mcp.shared.exceptions import MCPError
 
-from conftest import mcp_session
+from conftest import mcp_session, ok, text
 
 pytestmark = pytest.mark.anyio
 
@@ -49,16 +49,6 @@ def jwt(claims: dict, key: str) -> str:
 
 def bearer(token: str) -> dict:
     return {"Authorization": f"Bearer {token}"}
-
-
-def text(result) -> str:
-    return " ".join(c.text for c in result.content if getattr(c, "text", None))
-
-
-async def ok(s, tool, args=None):
-    r = await s.call_tool(tool, args or {})
-    assert not r.is_error, f"{tool}: {text(r)}"
-    return r.structured_content
 
 
 async def forbidden(s, tool, args) -> str:

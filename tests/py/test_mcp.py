@@ -7,22 +7,12 @@ import anyio
 import mcp_types as types
 import pytest
 
-from conftest import mcp_session
+from conftest import mcp_session, ok, text
 
 pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("transport", ["stdio", "http"])]
 
 TOOLS = {"ask_user", "create_agent", "delete_agent", "get_agent", "hub_status", "list_agents", "publish_event",
          "recent_events", "update_agent", "wait_for_event"}
-
-
-def text(result) -> str:
-    return " ".join(c.text for c in result.content if getattr(c, "text", None))
-
-
-async def ok(s, tool, args=None):
-    r = await s.call_tool(tool, args or {})
-    assert not r.is_error, f"{tool}: {text(r)}"
-    return r.structured_content
 
 
 async def fails(s, tool, args) -> str:
