@@ -5,10 +5,12 @@
 //! - [`config`]: flag > env > `switchboard.toml` > default for `serve`.
 //! - [`client`]: `tail`, `publish` and `agents …` over the hub's public API.
 //! - [`autostart`]: `switchboard mcp` finds a hub, or starts one in the background.
+//! - [`doctor`]: `switchboard doctor`: the hub, the data dir, the database and the IDE configs, checked.
 
 pub mod autostart;
 pub mod client;
 pub mod config;
+pub mod doctor;
 
 use std::path::{Path, PathBuf};
 

@@ -77,6 +77,14 @@ enum Command {
         #[command(flatten)]
         hub: HubArgs,
     },
+    /// Check the hub, the data dir, the database and the IDE configs; say how to fix what is wrong.
+    Doctor {
+        #[command(flatten)]
+        hub: HubArgs,
+        /// The results as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Agent CRUD.
     Agents {
         #[command(flatten)]
@@ -203,6 +211,26 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             autostart::ensure_hub(&url, &data_dir, cli.common.config.as_deref()).await?;
             // Read after the hub is up: a hub it just started may have just written the token.
             switchboard_mcp::bridge::run(&format!("{url}/mcp"), token(&hub)).await?;
+        }
+        Command::Doctor { hub, json } => {
+            let input = switchboard::doctor::Input {
+                hub_url: hub_url(&hub),
+                data_dir: data_dir.clone(),
+                project_dir: std::env::current_dir()?,
+                home: dirs::home_dir(),
+            };
+            let checks = switchboard::doctor::run(&input).await;
+            let healthy = switchboard::doctor::healthy(&checks);
+            if json {
+                print(&json!({"ok": healthy, "checks": checks}));
+            } else {
+                print!("{}", switchboard::doctor::render(&checks));
+            }
+            return Ok(if healthy {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
         }
         Command::Ide { name, http, hub } => {
             let ide = switchboard_mcp::ide::Ide::parse(&name)

@@ -37,7 +37,7 @@ pub use model::{
     Pattern, Source,
 };
 pub use questions::{AskedQuestion, PendingQuestion};
-pub use store::Retention;
+pub use store::{DatabaseReport, Retention, inspect as inspect_database};
 
 /// The hub's version, as `/health` reports it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

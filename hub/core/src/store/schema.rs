@@ -52,6 +52,11 @@ pub(super) fn open_checkpointer(path: &Path) -> Result<Connection> {
 
 /// A pooled read-only connection.
 pub(super) fn open_reader(path: &Path) -> Result<Connection> {
+    Ok(open_reader_raw(path)?)
+}
+
+/// A read-only connection, with SQLite's own error on failure.
+pub(super) fn open_reader_raw(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
