@@ -3,17 +3,19 @@
 //! the caller the guard found reaches every tool.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::{Path, Query};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{Method, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use switchboard_core::limits::MAX_BODY_BYTES;
-use switchboard_core::{Error, Hub, Principal, Source};
+use switchboard_core::{ClientInfo, Error, Hub, Principal, Resume, Session, Source};
 use tokio_util::sync::CancellationToken;
 
 use crate::ide::{Ide, Target, snippet};
@@ -33,6 +35,7 @@ pub fn router(hub: Hub, info: McpInfo, ide: Target, shutdown: CancellationToken)
         // The hub's guard already checked Host (with --allow-host) and Origin before this service runs.
         .disable_allowed_hosts();
     let mcp_hub = hub.clone();
+    let mcp_hub_for_admit = hub.clone();
     let service = StreamableHttpService::new(
         move || Ok(SwitchboardMcp::new(mcp_hub.clone(), info.clone())),
         Arc::new(sessions),
@@ -52,9 +55,49 @@ pub fn router(hub: Hub, info: McpInfo, ide: Target, shutdown: CancellationToken)
         let http = q.get("http").is_some_and(|v| v != "0" && v != "false");
         async move { ide_snippet(&name, http, &target) }
     };
-    Router::new()
+    let mcp = Router::new()
         .nest_service("/mcp", service)
+        .layer(middleware::from_fn_with_state(mcp_hub_for_admit, admit));
+    Router::new()
         .route("/api/ide/{name}", get(snippets))
+        .merge(mcp)
+}
+
+/// A new MCP session's bus connection, opened before rmcp sees the `initialize` that asks for it; the server
+/// takes it at `initialize`. Held in the request, so it is let go if no session comes of it.
+#[derive(Clone)]
+pub(crate) struct Admitted(pub(crate) Arc<Mutex<Option<Session>>>);
+
+/// Opens the bus connection of a request that would start an MCP session (a POST without `Mcp-Session-Id`, not
+/// naming another method), as the request's caller. A hub at its connection cap refuses it the way it refuses a
+/// WebSocket or SSE client: HTTP 503 with the error body, before rmcp makes a session.
+async fn admit(State(hub): State<Hub>, mut req: Request, next: Next) -> Response {
+    let headers = req.headers();
+    let opens_session = req.method() == Method::POST
+        && !headers.contains_key("mcp-session-id")
+        && headers
+            .get("mcp-method")
+            .is_none_or(|m| m.as_bytes() == b"initialize");
+    if opens_session {
+        let p = req
+            .extensions()
+            .get::<Principal>()
+            .cloned()
+            .unwrap_or(Principal::Anonymous);
+        let caller = hub.caller(p, Source::Mcp);
+        match caller.follow(ClientInfo::new("mcp"), None, &Resume::default()) {
+            Ok(session) => {
+                req.extensions_mut()
+                    .insert(Admitted(Arc::new(Mutex::new(Some(session)))));
+            }
+            Err(e) => {
+                let status = StatusCode::from_u16(e.kind().http_status())
+                    .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                return (status, axum::Json(e.body())).into_response();
+            }
+        }
+    }
+    next.run(req).await
 }
 
 fn ide_snippet(name: &str, http: bool, target: &Target) -> Response {
@@ -64,7 +107,7 @@ fn ide_snippet(name: &str, http: bool, target: &Target) -> Response {
             let e = Error::not_found(format!(
                 "no IDE named {name:?}; try claude, cursor or vscode"
             ));
-            (axum::http::StatusCode::NOT_FOUND, axum::Json(e.body())).into_response()
+            (StatusCode::NOT_FOUND, axum::Json(e.body())).into_response()
         }
     }
 }

@@ -165,6 +165,17 @@ impl ChangeSink for SubscriptionSink {
     }
 }
 
+/// Why [`follow_changes`] stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ended {
+    /// `stop` resolved.
+    Stopped,
+    /// The client is gone: nothing more can reach it.
+    SinkGone,
+    /// The bus ended the session (the hub is stopping, or the client fell too far behind).
+    ByTheBus,
+}
+
 /// Follows `session` and tells `sink` about every change to a resource `wants`, and about changes to the agent
 /// list when `list_changed`, until `stop` resolves, the sink goes away or the bus ends the session.
 pub(crate) async fn follow_changes(
@@ -173,26 +184,26 @@ pub(crate) async fn follow_changes(
     wants: impl Fn(&str) -> bool,
     list_changed: bool,
     sink: impl ChangeSink,
-) {
+) -> Ended {
     tokio::pin!(stop);
     loop {
         let d = tokio::select! {
-            () = &mut stop => return,
+            () = &mut stop => return Ended::Stopped,
             d = session.next() => d,
         };
         let e = match d {
             Some(Delivery::Event(e)) => e,
             Some(Delivery::Control(_)) => continue,
-            None => return,
+            None => return Ended::ByTheBus,
         };
         let (uris, changed) = affected(&e);
         for uri in uris.into_iter().filter(|u| wants(u)) {
             if !sink.updated(uri).await {
-                return;
+                return Ended::SinkGone;
             }
         }
         if changed && list_changed && !sink.list_changed().await {
-            return;
+            return Ended::SinkGone;
         }
     }
 }

@@ -23,7 +23,8 @@ use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, tool_handler};
 use switchboard_core::{Caller, ClientInfo, Hub, Principal, Resume, Session, Source};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use crate::resources::{self, AGENT_TEMPLATE, follow_changes, mcp_err};
+use crate::http::Admitted;
+use crate::resources::{self, AGENT_TEMPLATE, Ended, follow_changes, mcp_err};
 
 /// What the server needs besides the hub.
 #[derive(Debug, Clone)]
@@ -115,10 +116,19 @@ impl ServerHandler for SwitchboardMcp {
         request: InitializeRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<InitializeResult, McpError> {
-        let session = self
-            .caller(&ctx)
-            .follow(ClientInfo::new("mcp"), None, &Resume::default())
-            .map_err(mcp_err)?;
+        // Opened by `http::admit` as the request came in; without it (no HTTP request), opened here.
+        let admitted = ctx
+            .extensions
+            .get::<Parts>()
+            .and_then(|p| p.extensions.get::<Admitted>())
+            .and_then(|a| lock(&a.0).take());
+        let session = match admitted {
+            Some(s) => s,
+            None => self
+                .caller(&ctx)
+                .follow(ClientInfo::new("mcp"), None, &Resume::default())
+                .map_err(mcp_err)?,
+        };
         *lock(&self.watcher) = Some(session);
         ctx.peer.set_peer_info(request.clone());
         self.negotiate_initialize(&request)
@@ -209,7 +219,18 @@ impl ServerHandler for SwitchboardMcp {
         let sink = context.sink().clone();
         let list_changed = accepted.resources_list_changed == Some(true);
         let wants = move |uri: &str| wanted.contains(uri);
-        follow_changes(session, context.cancelled(), wants, list_changed, sink).await;
-        Ok(())
+        match follow_changes(session, context.cancelled(), wants, list_changed, sink).await {
+            Ended::Stopped => Ok(()),
+            // The stream's answer would have nowhere to go: rmcp would log a failed send at ERROR while it drains
+            // the closing session. Waiting for the cancellation that follows lets it drop the answer quietly.
+            Ended::SinkGone => {
+                context.cancelled().await;
+                Ok(())
+            }
+            Ended::ByTheBus => Err(McpError::internal_error(
+                "the hub stopped following changes; listen again",
+                None,
+            )),
+        }
     }
 }

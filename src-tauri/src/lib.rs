@@ -140,21 +140,12 @@ pub fn quit(app: &AppHandle) {
     });
 }
 
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rmcp=warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-}
-
 /// Runs the desktop app until Quit, SIGINT or SIGTERM.
 ///
 /// # Errors
 /// When Tauri cannot start (no display, for example).
 pub fn run() -> anyhow::Result<()> {
-    init_tracing();
+    switchboard::logging::init("info,rmcp=warn");
     let args = Args::parse();
     let stop = CancellationToken::new();
     let (outcome, cfg) = tauri::async_runtime::block_on(start_hub(&args, stop.clone()));

@@ -8,8 +8,8 @@ HTTP (`/mcp`) against the real binary. It proves that the leaks /mcp used to hav
   itself can do everything;
 - without `--require-token`, an anonymous session can neither publish to nor read `private-`/`presence-`
   channels, while a session that presents the token can;
-- MCP sessions count against `--max-connections` like WebSocket and SSE clients, and give their slot back when
-  they end."""
+- MCP sessions count against `--max-connections` like WebSocket and SSE clients (over it, an `initialize` gets
+  HTTP 503 with the error body), and give their slot back when they end."""
 import base64
 import hashlib
 import hmac
@@ -304,12 +304,14 @@ async def test_mcp_sessions_count_against_the_connection_cap(hub_with):
     async with mcp_session(hub, "http", []) as first:
         assert (await ok(first, "hub_status"))["connections"] == 1
         await health_connections(hub, 1)
-        # A second MCP session cannot initialize.
+        # A second MCP session cannot initialize: HTTP 503 with the error body, as for WebSocket and SSE.
+        status, body = raw_initialize(hub, {})
+        assert status == 503, (status, body)
+        assert body["error"]["code"] == "too_many_connections", body
         with pytest.raises(BaseException) as e:
             async with mcp_session(hub, "http", []):
                 pass
-        err = mcp_error(e)
-        assert err.data["error"]["code"] == "too_many_connections", err.error
+        assert mcp_error(e)
         # Nor can a WebSocket or SSE client connect.
         for path in ["/ws", "/ws/named-client"]:
             status, body = raw(hub, "GET", path, WS_UPGRADE)
@@ -342,10 +344,12 @@ async def test_an_open_websocket_at_the_cap_refuses_mcp(hub_with):
             head += chunk
         assert head.startswith(b"HTTP/1.1 101"), head
         await health_connections(hub, 1)
+        status, body = raw_initialize(hub, {})
+        assert (status, body["error"]["code"]) == (503, "too_many_connections"), body
         with pytest.raises(BaseException) as e:
             async with mcp_session(hub, "http", []):
                 pass
-        assert mcp_error(e).data["error"]["code"] == "too_many_connections"
+        assert mcp_error(e)
     await health_connections(hub, 0)
     async with mcp_session(hub, "http", []) as s:
         assert (await ok(s, "hub_status"))["connections"] == 1

@@ -5,12 +5,14 @@
 //! - [`config`]: flag > env > `switchboard.toml` > default for `serve`.
 //! - [`client`]: `tail`, `publish` and `agents …` over the hub's public API.
 //! - [`autostart`]: `switchboard mcp` finds a hub, or starts one in the background.
+//! - [`logging`]: the log on stderr, shared with the desktop app.
 //! - [`doctor`]: `switchboard doctor`: the hub, the data dir, the database and the IDE configs, checked.
 
 pub mod autostart;
 pub mod client;
 pub mod config;
 pub mod doctor;
+pub mod logging;
 
 use std::path::{Path, PathBuf};
 

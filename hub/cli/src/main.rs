@@ -129,17 +129,6 @@ enum AgentsCmd {
     Delete { id: String },
 }
 
-fn init_tracing(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
-}
-
 /// Resolves on SIGINT or SIGTERM.
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
@@ -320,7 +309,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     // rmcp logs every session at info; that is noise in a hub's log.
-    init_tracing(if matches!(cli.command, Command::Serve(_)) {
+    switchboard::logging::init(if matches!(cli.command, Command::Serve(_)) {
         "info,rmcp=warn"
     } else {
         "warn"
