@@ -330,7 +330,8 @@ async fn via_ws(r: &mut Rig, sockets: &mut WsCallers, who: Who, op: Op) -> Outco
     }
     let ws = sockets.0.get_mut(key).unwrap();
     send_json(ws, frame).await;
-    loop {
+    // Each read waits at most WAIT; the reply is among the next few frames (events may come first).
+    for _ in 0..1000 {
         let v = next_json(ws, WAIT).await;
         if v["id"] != json!(id) {
             continue;
@@ -341,6 +342,7 @@ async fn via_ws(r: &mut Rig, sockets: &mut WsCallers, who: Who, op: Op) -> Outco
             _ => panic!("unexpected reply {v}"),
         };
     }
+    panic!("no reply to frame {id}");
 }
 
 type Mcp = RunningService<RoleClient, McpClientInfo>;

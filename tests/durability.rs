@@ -95,7 +95,9 @@ async fn sigkill_loses_no_acknowledged_mutation() {
     let mut updates: HashMap<String, i64> = HashMap::new();
     let mut created: HashMap<String, bool> = HashMap::new();
     let mut since = 0;
-    loop {
+    // Pages of 1000 of the log; far more than the writers made means the paging does not advance.
+    for page_no in 0.. {
+        assert!(page_no < 1000, "paging the log does not end");
         let (_, page) = call(c.get(format!(
             "{}/api/events?channel=agent:*&since={since}&limit=1000",
             hub2.url
@@ -119,7 +121,8 @@ async fn sigkill_loses_no_acknowledged_mutation() {
     }
     let mut cursor = String::new();
     let mut agents = 0;
-    loop {
+    for page_no in 0.. {
+        assert!(page_no < 1000, "paging the agents does not end");
         let (_, page) = call(c.get(format!("{}/api/agents?limit=500{cursor}", hub2.url))).await;
         for a in page["agents"].as_array().unwrap() {
             agents += 1;

@@ -225,7 +225,12 @@ async fn check_tool_list(c: &Client) {
 fn answer_next_question(url: String, answer: Value) -> tokio::task::JoinHandle<String> {
     tokio::spawn(async move {
         let c = http();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no question was asked within 30 s"
+            );
             let (_, q) = call_http(c.get(format!("{url}/api/questions"))).await;
             if let Some(id) = q["questions"][0]["question_id"].as_str() {
                 let (s, b) = call_http(

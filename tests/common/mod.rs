@@ -209,10 +209,11 @@ pub(crate) async fn ws_connect_with(url: &str, headers: &[(&str, &str)]) -> Ws {
     ws
 }
 
-/// Next JSON text frame, within `t`. Panics on close or timeout.
+/// Next JSON text frame, within `t` in all (pings and pongs skipped). Panics on close or timeout.
 pub(crate) async fn next_json(ws: &mut Ws, t: Duration) -> Value {
+    let deadline = tokio::time::Instant::now() + t;
     loop {
-        let m = tokio::time::timeout(t, ws.next())
+        let m = tokio::time::timeout_at(deadline, ws.next())
             .await
             .expect("timed out waiting for a frame");
         match m {
@@ -225,10 +226,12 @@ pub(crate) async fn next_json(ws: &mut Ws, t: Duration) -> Value {
     }
 }
 
-/// Next frame of the given `type`, skipping others.
+/// Next frame of the given `type`, skipping others, within `t` in all.
 pub(crate) async fn next_of_type(ws: &mut Ws, ty: &str, t: Duration) -> Value {
+    let deadline = tokio::time::Instant::now() + t;
     loop {
-        let v = next_json(ws, t).await;
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let v = next_json(ws, left).await;
         if v["type"] == ty {
             return v;
         }

@@ -28,6 +28,20 @@ impl Drop for HoldClock {
     }
 }
 
+/// `fut`, or a panic after 10 s of real time. While the clock is held no tokio timer can bound a wait, so a thread
+/// does: a hub that never answers fails the test instead of hanging it.
+async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
+    let (expired, watchdog) = tokio::sync::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(10));
+        let _ = expired.send(());
+    });
+    tokio::select! {
+        v = fut => v,
+        _ = watchdog => panic!("{what} did not come within 10 s"),
+    }
+}
+
 /// Waits (in real time, with the clock held) until `done` holds.
 async fn settle(what: &str, mut done: impl FnMut() -> bool) {
     for _ in 0..1000 {
@@ -56,7 +70,7 @@ async fn pongs_keep_a_client_and_silence_closes_it_with_4010() {
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", hub.addr))
         .await
         .unwrap();
-    let hello = ws.next().await.unwrap().unwrap();
+    let hello = within("the greeting", ws.next()).await.unwrap().unwrap();
     assert!(hello.to_text().unwrap().contains("\"connected\""));
     let t0 = tokio::time::Instant::now();
     drop(hold);
@@ -66,10 +80,10 @@ async fn pongs_keep_a_client_and_silence_closes_it_with_4010() {
     for round in 1..=3u64 {
         tokio::time::sleep_until(t0 + heartbeat * round as u32).await;
         let _hold = hold_clock();
-        let m = ws.next().await.unwrap().unwrap();
+        let m = within("a ping", ws.next()).await.unwrap().unwrap();
         assert!(matches!(m, Message::Ping(_)), "round {round}: {m:?}");
         // tungstenite queued the pong while reading the ping; send it.
-        ws.flush().await.unwrap();
+        within("the pong going out", ws.flush()).await.unwrap();
         settle("the pong reaching the hub", || received() == round).await;
     }
     assert!(
@@ -82,13 +96,16 @@ async fn pongs_keep_a_client_and_silence_closes_it_with_4010() {
     tokio::time::sleep_until(t0 + Duration::from_secs(136)).await;
     let _hold = hold_clock();
     let mut pings = 0;
-    let code = loop {
-        match ws.next().await {
-            Some(Ok(Message::Ping(_))) => pings += 1,
-            Some(Ok(Message::Close(Some(f)))) => break u16::from(f.code),
-            other => panic!("expected pings, then a close frame: {other:?}"),
+    let code = within("pings, then a close frame", async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Ping(_))) => pings += 1,
+                Some(Ok(Message::Close(Some(f)))) => break u16::from(f.code),
+                other => panic!("expected pings, then a close frame: {other:?}"),
+            }
         }
-    };
+    })
+    .await;
     assert_eq!((pings, code), (2, 4010));
     stop.cancel();
 }
