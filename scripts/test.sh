@@ -10,24 +10,15 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/switchboard-target}"
 
 step() { printf '\n== %s\n' "$*"; }
 
-# System packages: a C compiler (bundled SQLite), Node and npm, Python with venv (external-client tests).
-missing=()
-command -v cc >/dev/null 2>&1 || missing+=(build-essential)
-command -v node >/dev/null 2>&1 || missing+=(nodejs)
-command -v npm >/dev/null 2>&1 || missing+=(npm)
-command -v python3 >/dev/null 2>&1 || missing+=(python3)
-python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
-[ -x /usr/bin/chromium ] || missing+=(chromium)
-# The desktop app (Tauri 2 on WebKitGTK) and its smoke test under Xvfb.
-for pkg in libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev pkg-config file \
-           xvfb xauth dbus-x11 imagemagick x11-utils xdotool; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  step "apt-get install ${missing[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
-fi
+# Debian packages: what the hub and the desktop app build with, and what the tests drive (scripts/deps.sh, shared
+# with the run command).
+source scripts/deps.sh
+need_packages build desktop test
+
+# Tests that cannot fail (skipped, asserting a constant, or passing on an empty list) fail the run.
+step "test lint"
+python3 scripts/test-lint.py --self-test
+python3 scripts/test-lint.py
 
 # Node packages for tests/js and tests/ui, each reinstalled only when its lock file changed.
 for dir in tests/js tests/ui; do
@@ -53,5 +44,16 @@ cargo fmt --all -- --check
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+# The README's run command builds this; tests/desktop.rs runs that command as written.
+step "release build (the run command's)"
+cargo build --release --locked -p switchboard-desktop -p switchboard
+
 step "cargo test"
-cargo test --workspace --locked
+# A green run logs no ERROR: the hubs the tests start write their log to this output.
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test --workspace --locked 2>&1 | tee "$log"
+if grep -nE '^[0-9T:.-]+Z +ERROR ' "$log"; then
+  echo "the test output above has ERROR lines (listed just above); a green run has none" >&2
+  exit 1
+fi

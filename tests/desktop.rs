@@ -291,3 +291,105 @@ fn a_second_app_on_a_taken_port_attaches_to_that_hub() {
         assert_eq!(status.code(), Some(0));
     }
 }
+
+/// The README's run command, `scripts/run.sh`, exactly as written; the port and data dir come from their env twins.
+/// It may have to build first (the test command builds it beforehand), so its first line can take a while.
+fn run_command(port: u16, dir: &std::path::Path, display: Option<&XSession>) -> Killed {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/run.sh");
+    let mut cmd = Command::new(script);
+    cmd.env("SWITCHBOARD_PORT", port.to_string())
+        .env("SWITCHBOARD_DATA_DIR", dir)
+        .env("RUST_LOG", "warn")
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    if let Some(x) = display {
+        cmd.env("DISPLAY", &x.display)
+            .env("DBUS_SESSION_BUS_ADDRESS", &x.bus)
+            .env("WEBKIT_DISABLE_DMABUF_RENDERER", "1")
+            .env("WEBKIT_DISABLE_COMPOSITING_MODE", "1");
+    }
+    Killed(cmd.spawn().expect("run scripts/run.sh"))
+}
+
+/// The lines the run command prints, read on a thread so a build that takes long cannot wedge the test.
+fn lines(app: &mut Killed) -> std::sync::mpsc::Receiver<String> {
+    let out = app.0.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// How long the run command may take to print its first line: a release build from scratch on two cores.
+const FIRST_BUILD: Duration = Duration::from_secs(40 * 60);
+
+fn stops_cleanly_on_sigterm(app: &mut Killed) {
+    let pid = app.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = until("exit after SIGTERM", Duration::from_secs(20), || {
+        app.0.try_wait().unwrap()
+    });
+    assert_eq!(status.code(), Some(0), "exit status after SIGTERM");
+}
+
+#[test]
+fn the_run_command_brings_up_the_tray_app_under_xvfb() {
+    let x = x_session();
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut app = run_command(port, tmp.path(), Some(&x));
+    let first = lines(&mut app)
+        .recv_timeout(FIRST_BUILD)
+        .expect("the run command printed nothing");
+    assert_eq!(
+        first,
+        format!("switchboard listening on http://127.0.0.1:{port}")
+    );
+    assert!(get(port, "/health").contains("\"status\":\"ok\""));
+    // The tray app's window comes up and connects to its hub.
+    find_window(&x);
+    until("the window to connect", Duration::from_secs(30), || {
+        (window_clients(port) == 1).then_some(())
+    });
+    stops_cleanly_on_sigterm(&mut app);
+}
+
+#[test]
+fn the_run_command_without_a_display_starts_the_headless_hub() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut app = run_command(port, tmp.path(), None);
+    let out = lines(&mut app);
+    let url = format!("http://127.0.0.1:{port}");
+    let first = out
+        .recv_timeout(FIRST_BUILD)
+        .expect("the run command printed nothing");
+    assert_eq!(first, format!("switchboard listening on {url}"));
+    let window = out
+        .recv_timeout(Duration::from_secs(10))
+        .expect("no second line");
+    assert!(
+        window.contains(&format!("{url}/")),
+        "it says where the window is: {window}"
+    );
+    assert!(get(port, "/health").contains("\"status\":\"ok\""));
+    // The window is the page at that URL.
+    assert!(
+        get(port, "/").contains("<title>Switchboard"),
+        "the window's page"
+    );
+    stops_cleanly_on_sigterm(&mut app);
+}

@@ -164,6 +164,11 @@ async fn serve(args: ServeArgs, common: CommonArgs) -> Result<ExitCode> {
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "switchboard listening on {}", running.url())?;
+        writeln!(
+            out,
+            "the event-log window: {}/ (open it in a browser)",
+            running.url()
+        )?;
         out.flush()?;
     }
     tokio::spawn(async move {
