@@ -164,12 +164,14 @@ async fn serve(args: ServeArgs, common: CommonArgs) -> Result<ExitCode> {
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "switchboard listening on {}", running.url())?;
-        writeln!(
-            out,
+        out.flush()?;
+        // Whoever started the hub may have read the first line and closed the pipe (tests, scripts): a second line
+        // nobody reads must not stop the hub.
+        let window = format!(
             "the event-log window: {}/ (open it in a browser)",
             running.url()
-        )?;
-        out.flush()?;
+        );
+        let _ = writeln!(out, "{window}").and_then(|()| out.flush());
     }
     tokio::spawn(async move {
         shutdown_signal().await;
