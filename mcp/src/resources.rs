@@ -69,6 +69,14 @@ fn json_text(v: &impl Serialize, uri: String) -> ReadResourceResponse {
     .into()
 }
 
+/// The agents a resource shows: the first [`AGENTS_LISTED`].
+fn agents_listed() -> AgentQuery {
+    AgentQuery {
+        limit: Some(AGENTS_LISTED),
+        ..Default::default()
+    }
+}
+
 /// The fixed resources, and one per agent the caller may read.
 pub(crate) async fn list(caller: &Caller) -> Result<Vec<Resource>, McpError> {
     let mut out = vec![
@@ -79,12 +87,8 @@ pub(crate) async fn list(caller: &Caller) -> Result<Vec<Resource>, McpError> {
             .with_mime_type("application/json")
             .with_description("The 100 newest events"),
     ];
-    let q = AgentQuery {
-        limit: Some(AGENTS_LISTED),
-        ..Default::default()
-    };
     // A caller that may not read agents still has the event log.
-    if let Ok(page) = caller.list_agents(q).await {
+    if let Ok(page) = caller.list_agents(agents_listed()).await {
         out.extend(page.agents.iter().map(|a| {
             Resource::new(agent_uri(&a.id), format!("agent {}", a.name))
                 .with_mime_type("application/json")
@@ -96,11 +100,7 @@ pub(crate) async fn list(caller: &Caller) -> Result<Vec<Resource>, McpError> {
 /// Reads one resource as the caller.
 pub(crate) async fn read(caller: &Caller, uri: String) -> Result<ReadResourceResponse, McpError> {
     if uri == AGENTS_URI {
-        let q = AgentQuery {
-            limit: Some(AGENTS_LISTED),
-            ..Default::default()
-        };
-        let page = caller.list_agents(q).await.map_err(mcp_err)?;
+        let page = caller.list_agents(agents_listed()).await.map_err(mcp_err)?;
         return Ok(json_text(&page, uri));
     }
     if uri == EVENTS_URI {
