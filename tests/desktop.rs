@@ -80,6 +80,46 @@ impl Drop for XSession {
     }
 }
 
+/// An Xvfb server on a display of its own. Tests run side by side, so two may pick the same number: the second
+/// server then exits at once (the display is taken), and another number is tried. Checking only that the display
+/// answers would let a test borrow another test's server, and lose it when that test ends.
+fn xvfb() -> (String, Killed) {
+    for _ in 0..20 {
+        let display = format!(":{}", 90 + free_port() % 400);
+        let mut server = Killed(
+            Command::new("Xvfb")
+                .args([
+                    display.as_str(),
+                    "-screen",
+                    "0",
+                    "1400x900x24",
+                    "-nolisten",
+                    "tcp",
+                ])
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let ours = loop {
+            if server.0.try_wait().unwrap().is_some() {
+                break false;
+            }
+            if output(Command::new("xdpyinfo").args(["-display", &display])).is_some() {
+                // Answering, and still ours: a server that lost the race exits right after starting.
+                std::thread::sleep(Duration::from_millis(100));
+                break server.0.try_wait().unwrap().is_none();
+            }
+            assert!(Instant::now() < deadline, "Xvfb {display} did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        if ours {
+            return (display, server);
+        }
+    }
+    panic!("no free X display after 20 tries");
+}
+
 fn x_session() -> XSession {
     for tool in ["Xvfb", "dbus-launch", "xdotool", "import", "convert"] {
         assert!(
@@ -87,24 +127,7 @@ fn x_session() -> XSession {
             "{tool} missing: run scripts/test.sh"
         );
     }
-    let display = format!(":{}", 90 + free_port() % 400);
-    let xvfb = Killed(
-        Command::new("Xvfb")
-            .args([
-                display.as_str(),
-                "-screen",
-                "0",
-                "1400x900x24",
-                "-nolisten",
-                "tcp",
-            ])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    until("Xvfb", Duration::from_secs(10), || {
-        output(Command::new("xdpyinfo").args(["-display", &display])).map(|_| ())
-    });
+    let (display, xvfb) = xvfb();
     let dbus = output(
         Command::new("dbus-launch")
             .args(["--sh-syntax"])
