@@ -1,6 +1,7 @@
 //! MCP against the real binary with the rmcp client, over Streamable HTTP (`/mcp`) and over stdio
 //! (`switchboard mcp`): tool schemas, every tool, tool errors, the bridge in both directions between MCP and
 //! REST/WS/SSE, progress and cancellation, both subscription eras, hub autostart, and the §10 checks on `/mcp`.
+//! Long, as one client's view of the whole MCP surface; authorization over MCP is in authz.rs and leaks.rs.
 
 mod common;
 

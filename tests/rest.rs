@@ -1,5 +1,6 @@
 //! REST against the real binary: agent CRUD, every error status of SPEC §3 with its error body, events,
 //! channels, clients, metrics, and the dev-webhook compatibility endpoints checked with a raw HTTP client.
+//! Long, as the tour of one API; who may call what is in authz.rs.
 
 mod common;
 
