@@ -59,6 +59,15 @@ pub struct ServeArgs {
     /// Keep events at most this many days [default: 7].
     #[arg(long, env = "SWITCHBOARD_RETENTION_DAYS")]
     pub retention_days: Option<u64>,
+    /// The Pusher app id [default: created on first start in <data dir>/pusher.json].
+    #[arg(long, env = "SWITCHBOARD_PUSHER_APP_ID")]
+    pub pusher_app_id: Option<String>,
+    /// The Pusher app key, what pusher-js connects with [default: from <data dir>/pusher.json].
+    #[arg(long, env = "SWITCHBOARD_PUSHER_KEY")]
+    pub pusher_key: Option<String>,
+    /// The Pusher app secret, which signs channel auth and HTTP API requests [default: from <data dir>/pusher.json].
+    #[arg(long, env = "SWITCHBOARD_PUSHER_SECRET", hide_env_values = true)]
+    pub pusher_secret: Option<String>,
 }
 
 /// `switchboard.toml`: every key is optional and named like its flag.
@@ -79,6 +88,9 @@ pub struct FileConfig {
     pub queue_capacity: Option<usize>,
     pub retention_events: Option<u64>,
     pub retention_days: Option<u64>,
+    pub pusher_app_id: Option<String>,
+    pub pusher_key: Option<String>,
+    pub pusher_secret: Option<String>,
     /// Client subcommands: the hub URL.
     pub hub: Option<String>,
 }
@@ -165,5 +177,8 @@ pub fn server_config(args: &ServeArgs, common: &CommonArgs, file: FileConfig) ->
     if let Some(d) = args.retention_days.or(file.retention_days) {
         c.retention.max_age = std::time::Duration::from_secs(d.saturating_mul(24 * 3600));
     }
+    c.pusher.app_id = args.pusher_app_id.clone().or(file.pusher_app_id);
+    c.pusher.key = args.pusher_key.clone().or(file.pusher_key);
+    c.pusher.secret = args.pusher_secret.clone().or(file.pusher_secret);
     c
 }

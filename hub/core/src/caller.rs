@@ -13,7 +13,16 @@
 //! | publish, ask a question | publish on the channel |
 //! | see a pending question | its channel in reach (otherwise it does not exist) |
 //! | answer a question | its channel in reach, and publish on it |
-//! | the hub token | the owner only |
+//! | the hub token, terminating a user's connections | the owner only |
+//! | a Pusher channel signature (`/pusher/auth`) | read access to the channel; for a presence channel as a JWT with a `sub`, that user only |
+//! | a Pusher sign-in signature (`/pusher/user-auth`) | the owner (any user), or a JWT as its own `sub` |
+//! | a signed Pusher HTTP API request | the app secret: the owner |
+//!
+//! On a Pusher connection a `private-`/`presence-` subscription is allowed by its signature alone, and a client
+//! event (`client-…`) by being subscribed there ([`SessionHandle::subscribe_signed`],
+//! [`SessionHandle::client_event`]); the signature was only made after the check above, or by the app's own
+//! backend, which holds the secret. Event names starting `presence.`, `pusher:` or `pusher_internal:` are the
+//! hub's own: nobody publishes them.
 
 use std::future::Future;
 
@@ -158,6 +167,15 @@ impl Caller {
 
     /// Validates `ev` and checks the caller may publish it.
     fn draft(&self, ev: NewEvent) -> Result<EventDraft> {
+        if ["presence.", "pusher:", "pusher_internal:"]
+            .iter()
+            .any(|p| ev.event.starts_with(p))
+        {
+            return Err(Error::invalid(
+                "event",
+                "names starting presence., pusher: or pusher_internal: are the hub's own",
+            ));
+        }
         let draft = EventDraft::new(ev, self.source)?;
         self.principal
             .may_publish(&Pattern::Exact(draft.channel.clone()))?;
@@ -175,6 +193,20 @@ impl Caller {
         ev: NewEvent,
     ) -> impl Future<Output = Result<Published>> + Send + 'static {
         let draft = self.draft(ev);
+        let hub = self.hub.clone();
+        async move { hub.commit(draft?).await }
+    }
+
+    /// [`Caller::publish`], except that connection `except` (a Pusher `socket_id`) does not get the event live.
+    pub fn publish_except(
+        &self,
+        ev: NewEvent,
+        except: Option<String>,
+    ) -> impl Future<Output = Result<Published>> + Send + 'static {
+        let draft = self.draft(ev).map(|mut d| {
+            d.except = except;
+            d
+        });
         let hub = self.hub.clone();
         async move { hub.commit(draft?).await }
     }
@@ -344,7 +376,13 @@ impl Caller {
     /// The occupied channels this caller may see: every channel someone subscribes to by name, with how many
     /// connections an event on it reaches.
     pub fn channels(&self) -> Vec<ChannelSnapshot> {
-        self.hub.bus().channels(|c| self.principal.sees(c))
+        let mut list = self.hub.bus().channels(|c| self.principal.sees(c));
+        for c in &mut list {
+            if c.name.starts_with("presence-") {
+                c.members = Some(self.hub.presence().members(&c.name));
+            }
+        }
+        list
     }
 
     /// One channel's subscriber count.
@@ -358,14 +396,127 @@ impl Caller {
         Ok(ChannelSnapshot {
             name: name.to_owned(),
             subscribers: self.hub.bus().subscriber_count(name),
+            members: name
+                .starts_with("presence-")
+                .then(|| self.hub.presence().members(name)),
         })
     }
 
-    /// The connected clients, showing the subscriptions this caller may see.
+    /// The connected clients, showing the subscriptions and presence memberships this caller may see.
     pub fn clients(&self) -> Vec<ClientSnapshot> {
-        self.hub
+        self.hub.bus().clients(self.hub.presence(), |p| {
+            self.principal.may_subscribe(p).is_ok()
+        })
+    }
+
+    /// Signs `socket_id` into a Pusher channel (`/pusher/auth`, SPEC §7): `{auth}`, plus `channel_data` for a
+    /// presence channel. `channel` is the Pusher spelling.
+    ///
+    /// # Errors
+    /// 422 for a bad channel, socket id or channel data; 403 when the caller may not read the channel, or signs
+    /// a presence member other than its own `sub`.
+    pub fn pusher_channel_auth(
+        &self,
+        socket_id: &str,
+        channel: &str,
+        channel_data: Option<String>,
+    ) -> Result<Value> {
+        check_socket_id(socket_id)?;
+        let name = crate::pusher::from_wire(channel)
+            .ok_or_else(|| Error::invalid("channel_name", "is not a valid channel name"))?;
+        self.principal
+            .may_subscribe(&Pattern::Exact(name.clone()))?;
+        let app = self.hub.pusher();
+        if !name.starts_with("presence-") {
+            return Ok(json!({"auth": app.channel_auth(socket_id, channel, None)}));
+        }
+        let data = match channel_data {
+            Some(d) => d,
+            // A JWT with a `sub` names its user itself.
+            None => match self.principal.user() {
+                Some(u) => json!({"user_id": u}).to_string(),
+                None => {
+                    return Err(Error::invalid(
+                        "channel_data",
+                        "a presence channel needs channel_data with a user_id",
+                    ));
+                }
+            },
+        };
+        let (user, _) = crate::bus::parse_member(Some(&data))?;
+        self.may_act_as(&user)?;
+        Ok(json!({
+            "auth": app.channel_auth(socket_id, channel, Some(&data)),
+            "channel_data": data,
+        }))
+    }
+
+    /// Signs `socket_id` in as the user `user_data` names (`/pusher/user-auth`): `{auth, user_data}`.
+    ///
+    /// # Errors
+    /// 422 for a bad socket id or user data; 403 unless the caller is the owner or a JWT whose `sub` is that user.
+    pub fn pusher_user_auth(&self, socket_id: &str, user_data: Option<String>) -> Result<Value> {
+        check_socket_id(socket_id)?;
+        let data = match user_data {
+            Some(d) => d,
+            None => match self.principal.user() {
+                Some(u) => json!({ "id": u }).to_string(),
+                None => {
+                    return Err(Error::invalid(
+                        "user_data",
+                        "must name the user: {\"id\": …}",
+                    ));
+                }
+            },
+        };
+        let user = serde_json::from_str::<Value>(&data)
+            .ok()
+            .and_then(|v| match v.get("id") {
+                Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+                Some(Value::Number(n)) => Some(n.to_string()),
+                _ => None,
+            })
+            .ok_or_else(|| Error::invalid("user_data", "must be a JSON object with an id"))?;
+        if matches!(self.principal, Principal::Anonymous) {
+            return Err(Error::forbidden(
+                "signing in as a user needs the hub token or a JWT naming that user",
+            ));
+        }
+        self.may_act_as(&user)?;
+        Ok(json!({
+            "auth": self.hub.pusher().user_auth(socket_id, &data),
+            "user_data": data,
+        }))
+    }
+
+    /// May this caller speak for `user`? The owner may; a JWT only for its own `sub`.
+    fn may_act_as(&self, user: &str) -> Result<()> {
+        match &self.principal {
+            Principal::Jwt(_) if self.principal.user() != Some(user) => {
+                Err(Error::forbidden(format!(
+                    "a JWT may sign only its own user ({:?}), not {user:?}",
+                    self.principal.user()
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Closes every connection signed in as `user` (Pusher's `terminate_connections`). Returns how many.
+    ///
+    /// # Errors
+    /// 403 unless the caller is the owner.
+    pub fn terminate_user(&self, user: &str) -> Result<usize> {
+        if !self.principal.may_read_token() {
+            return Err(Error::forbidden(
+                "only the hub's owner may terminate connections",
+            ));
+        }
+        let keys = self.hub.presence().connections_of(user);
+        Ok(self
+            .hub
             .bus()
-            .clients(|p| self.principal.may_subscribe(p).is_ok())
+            .terminate(&keys, crate::bus::CLOSE_TERMINATED))
     }
 
     /// The hub token, for the owner only (SPEC §10: the hub's own window, and callers that presented it).
@@ -373,5 +524,21 @@ impl Caller {
         self.principal
             .may_read_token()
             .then(|| self.hub.auth().token())
+    }
+}
+
+/// A Pusher socket id: `digits.digits`.
+fn check_socket_id(id: &str) -> Result<()> {
+    let ok = id.split_once('.').is_some_and(|(a, b)| {
+        !a.is_empty()
+            && !b.is_empty()
+            && a.len() <= 20
+            && b.len() <= 20
+            && a.chars().chain(b.chars()).all(|c| c.is_ascii_digit())
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid("socket_id", "must look like 1234.5678"))
     }
 }

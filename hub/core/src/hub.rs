@@ -13,6 +13,8 @@ use crate::bus::{Bus, BusConfig, BusStats};
 use crate::caller::Caller;
 use crate::error::{Error, Result};
 use crate::model::{EventDraft, Source};
+use crate::presence::Presence;
+use crate::pusher::{PusherApp, PusherConfig};
 use crate::questions::Questions;
 use crate::store::{Committed, Reader, Retention, Write, Writer};
 
@@ -29,6 +31,8 @@ pub struct HubConfig {
     pub bus: BusConfig,
     /// Every caller must present the token or a JWT signed with it.
     pub require_token: bool,
+    /// The Pusher app's credentials; what is absent comes from `<data dir>/pusher.json`.
+    pub pusher: PusherConfig,
 }
 
 impl HubConfig {
@@ -40,6 +44,7 @@ impl HubConfig {
             retention_every: Duration::from_secs(60),
             bus: BusConfig::default(),
             require_token: false,
+            pusher: PusherConfig::default(),
         }
     }
 }
@@ -64,6 +69,8 @@ struct HubInner {
     writer: Writer,
     bus: Bus,
     auth: Auth,
+    pusher: PusherApp,
+    presence: Presence,
     config: HubConfig,
     started: Instant,
 }
@@ -76,9 +83,11 @@ impl Hub {
     pub async fn open(config: HubConfig) -> Result<Self> {
         let dir = config.data_dir.clone();
         // Opening runs migrations and may fsync: keep it off the async threads.
-        let (opened, token) = tokio::task::spawn_blocking(move || -> Result<_> {
+        let pusher_cfg = config.pusher.clone();
+        let (opened, token, pusher) = tokio::task::spawn_blocking(move || -> Result<_> {
             let opened = crate::store::open(&dir)?;
-            Ok((opened, load_or_create_token(&dir)?))
+            let token = load_or_create_token(&dir)?;
+            Ok((opened, token, PusherApp::load_or_create(&dir, &pusher_cfg)?))
         })
         .await
         .map_err(Error::internal)??;
@@ -90,6 +99,8 @@ impl Hub {
                 writer,
                 bus,
                 auth: Auth::new(token, config.require_token),
+                pusher,
+                presence: Presence::default(),
                 config,
                 started: Instant::now(),
             }),
@@ -107,6 +118,34 @@ impl Hub {
     /// `Unauthorized` when credentials are missing in token mode, or are wrong in any mode.
     pub fn authenticate(&self, presented: Option<&str>, own_window: bool) -> Result<Principal> {
         self.inner.auth.authenticate(presented, own_window)
+    }
+
+    /// The caller of a signed Pusher HTTP API request (SPEC §7): the app's own backend, which holds the secret, so
+    /// the owner; its changes are marked `pusher`.
+    ///
+    /// # Errors
+    /// `Unauthorized` for a missing, stale or wrong signature; see [`PusherApp::verify_request`].
+    pub fn pusher_api_caller(
+        &self,
+        method: &str,
+        path: &str,
+        query: &[(String, String)],
+        body: &[u8],
+    ) -> Result<Caller> {
+        let now = chrono::Utc::now().timestamp();
+        self.inner
+            .pusher
+            .verify_request(method, path, query, body, now)?;
+        Ok(self.caller(Principal::Owner, Source::Pusher))
+    }
+
+    /// The Pusher app: its id and key (public), and the secret (for the desktop window only).
+    pub fn pusher(&self) -> &PusherApp {
+        &self.inner.pusher
+    }
+
+    pub(crate) fn presence(&self) -> &Presence {
+        &self.inner.presence
     }
 
     /// Whether every caller needs the token or a JWT.

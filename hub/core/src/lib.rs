@@ -10,6 +10,9 @@
 //!   cut-off and exact resume from the log.
 //! - `store` (private): SQLite in WAL mode: migrations, the single writer thread (commit, then broadcast), the
 //!   pooled reader.
+//! - [`pusher`]: the Pusher app's credentials, its signatures (channel auth, sign-in, HTTP API), and the Pusher
+//!   spelling of hub channels.
+//! - [`presence`]: who is in each `presence-` channel, and who each connection signed in as.
 //! - [`questions`]: pending `ask_user` questions; the first answer from any transport wins.
 //! - [`limits`]: every size, count and rate limit, once.
 //! - [`error`]: [`Error`] with stable codes and one JSON shape; transports map [`ErrorKind`] to their statuses.
@@ -21,12 +24,14 @@ pub mod error;
 pub mod hub;
 pub mod limits;
 pub mod model;
+pub mod presence;
+pub mod pusher;
 pub mod questions;
 mod store;
 
 pub use auth::{Auth, JwtClaims, Principal, Secret};
 pub use bus::{
-    BusConfig, ChannelSnapshot, ClientInfo, ClientSnapshot, Delivery, Resume, Session,
+    BusConfig, ChannelSnapshot, ClientInfo, ClientSnapshot, Delivery, Membership, Resume, Session,
     SessionHandle, Subscribed,
 };
 pub use caller::Caller;
@@ -36,6 +41,8 @@ pub use model::{
     Agent, AgentPage, AgentPatch, AgentQuery, Event, EventsPage, EventsQuery, NewAgent, NewEvent,
     Pattern, Source,
 };
+pub use presence::PresenceMember;
+pub use pusher::{PusherApp, PusherConfig};
 pub use questions::{AskedQuestion, PendingQuestion};
 pub use store::{DatabaseReport, Retention, inspect as inspect_database};
 

@@ -17,9 +17,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::ServerConfig;
+use crate::peer::Peer;
 use crate::security::{Policy, guard, ip_limiter};
 use crate::state::{AppState, StateInner};
-use crate::{metrics, rest, sse, ws};
+use crate::{metrics, pusher, rest, socketio, sse, ws};
 
 /// Why the hub did not start.
 #[derive(Debug, thiserror::Error)]
@@ -79,12 +80,34 @@ pub fn router(state: AppState, extra: Router) -> Router {
         .route("/ws", get(ws::ws_root))
         .route("/ws/{client_id}", get(ws::ws_named))
         .route("/api/connect", get(rest::connect_info))
+        .route("/app/{key}", get(pusher::connect))
+        .route("/apps/{app_id}/events", post(pusher::api::events))
+        .route(
+            "/apps/{app_id}/batch_events",
+            post(pusher::api::batch_events),
+        )
+        .route("/apps/{app_id}/channels", get(pusher::api::channels))
+        .route("/apps/{app_id}/channels/{name}", get(pusher::api::channel))
+        .route(
+            "/apps/{app_id}/channels/{name}/users",
+            get(pusher::api::channel_users),
+        )
+        .route(
+            "/apps/{app_id}/users/{user_id}/terminate_connections",
+            post(pusher::api::terminate_connections),
+        )
+        .route("/pusher/auth", post(pusher::api::channel_auth))
+        .route("/pusher/user-auth", post(pusher::api::user_auth))
+        .route("/api/pusher/config", get(pusher::api::config))
         .merge(crate::ui::routes())
         .fallback(rest::not_found)
         .with_state(state.clone())
         .merge(extra);
     let counter = state.http_requests.clone();
-    api.layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+    // Inside the guard: the engine.io handshake is Host- and Origin-checked, and its principal reaches the
+    // Socket.IO connect through the request's extensions.
+    api.layer(socketio::layer(state.clone()))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .layer(state.policy.cors())
         .layer(middleware::from_fn_with_state(counter, count_requests))
@@ -132,6 +155,7 @@ pub async fn start_with(
     hub_cfg.require_token = config.require_token;
     hub_cfg.bus.queue_capacity = config.queue_capacity.max(1);
     hub_cfg.bus.max_connections = config.max_connections;
+    hub_cfg.pusher = config.pusher.clone();
     let hub = Hub::open(hub_cfg).await?;
     let addr = SocketAddr::new(config.bind, config.port);
     let listener = TcpListener::bind(addr)
@@ -151,10 +175,10 @@ pub async fn start_with(
         url: format!("http://{addr}"),
     });
     let extra = extra(&state);
-    let app = router(state.clone(), extra).into_make_service_with_connect_info::<SocketAddr>();
+    let app = router(state.clone(), extra).into_make_service_with_connect_info::<Peer>();
     let stop = shutdown.clone();
     let server = tokio::spawn(async move {
-        axum::serve(listener, app)
+        axum::serve(crate::peer::Listener::new(listener), app)
             .with_graceful_shutdown(stop.cancelled_owned())
             .await
     });

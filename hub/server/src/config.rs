@@ -5,8 +5,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use switchboard_core::Retention;
 use switchboard_core::limits::{DEFAULT_MAX_CONNECTIONS, DEFAULT_QUEUE_CAPACITY};
+use switchboard_core::{PusherConfig, Retention};
 
 /// The hub's settings. Every field's default is what an unconfigured `switchboard serve` does.
 #[derive(Debug, Clone)]
@@ -35,6 +35,8 @@ pub struct ServerConfig {
     pub queue_capacity: usize,
     /// What the log keeps.
     pub retention: Retention,
+    /// The Pusher app's id, key and secret; what is absent comes from `<data dir>/pusher.json`.
+    pub pusher: PusherConfig,
 }
 
 impl ServerConfig {
@@ -53,6 +55,7 @@ impl ServerConfig {
             idle_timeout: Duration::from_secs(60),
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             retention: Retention::default(),
+            pusher: PusherConfig::default(),
         }
     }
 }

@@ -7,9 +7,13 @@
 //! - [`error`]: core errors as HTTP responses, the JSON body extractor, and the caller extractors.
 //! - [`rest`]: the REST API (SPEC §3) and the dev-webhook compatibility endpoints.
 //! - `connect`: opening a WebSocket or SSE connection: the connect-time query and the session.
-//! - [`ws`]: WebSocket `/ws` (SPEC §4): the connection loop, and its frames.
+//! - [`ws`]: WebSocket `/ws` (SPEC §4): the connection loop (shared with Pusher through its `Wire` trait), and
+//!   its frames.
 //! - [`sse`]: SSE `/events` and `/api/dev/events` (SPEC §5).
+//! - [`socketio`]: Socket.IO on namespaces `/` and `/ws` (SPEC §6), a socketioxide layer on the same router.
+//! - [`pusher`]: the Pusher protocol 7 at `/app/{key}`, its signed HTTP API and auth endpoints (SPEC §7).
 //! - [`ui`]: the window's files, embedded, at `/`.
+//! - [`peer`]: the listener's connections, each closable from outside (what Socket.IO's slow consumers need).
 //! - [`metrics`]: `/metrics` in Prometheus text.
 //! - [`state`]: the state every handler shares.
 //!
@@ -21,8 +25,11 @@ pub mod config;
 mod connect;
 pub mod error;
 pub mod metrics;
+pub mod peer;
+pub mod pusher;
 pub mod rest;
 pub mod security;
+pub mod socketio;
 pub mod sse;
 pub mod state;
 pub mod ui;

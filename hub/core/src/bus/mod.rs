@@ -26,8 +26,9 @@ use crate::limits::{DEFAULT_MAX_CONNECTIONS, DEFAULT_QUEUE_CAPACITY};
 use crate::model::{Event, Pattern, is_private};
 use crate::store::{CommitSink, Reader};
 use index::Index;
-pub use queue::CLOSE_SLOW_CONSUMER;
+pub use queue::{CLOSE_SLOW_CONSUMER, CLOSE_TERMINATED};
 use queue::{Conn, Outbound};
+pub(crate) use session::parse_member;
 pub use session::{Delivery, Resume, Session, SessionHandle, Subscribed};
 
 /// Who a connection is, for `/api/clients` and logs.
@@ -114,6 +115,22 @@ pub struct ClientSnapshot {
     pub received: u64,
     /// Items waiting in its queue.
     pub queued: usize,
+    /// The user it signed in as (Pusher `pusher:signin`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signed_in_as: Option<String>,
+    /// Its presence memberships: `{channel, user_id}`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub presence: Vec<Membership>,
+}
+
+/// One presence membership of a connection.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct Membership {
+    /// The presence channel.
+    pub channel: String,
+    /// The user it is in there as.
+    pub user_id: String,
 }
 
 /// An occupied channel.
@@ -124,6 +141,9 @@ pub struct ChannelSnapshot {
     pub name: String,
     /// How many connections an event on it reaches (by name or by pattern).
     pub subscribers: usize,
+    /// For a `presence-` channel, its members.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub members: Option<Vec<crate::presence::PresenceMember>>,
 }
 
 /// Bus-wide counters for `/metrics`.
@@ -220,7 +240,11 @@ impl Bus {
     }
 
     /// Every connection, oldest first, showing the subscriptions `visible` accepts.
-    pub(crate) fn clients(&self, visible: impl Fn(&Pattern) -> bool) -> Vec<ClientSnapshot> {
+    pub(crate) fn clients(
+        &self,
+        presence: &crate::presence::Presence,
+        visible: impl Fn(&Pattern) -> bool,
+    ) -> Vec<ClientSnapshot> {
         let conns: Vec<Arc<Conn>> = self.index().conns.values().cloned().collect();
         let mut out: Vec<ClientSnapshot> = conns
             .iter()
@@ -239,6 +263,13 @@ impl Bus {
                 sent: c.sent.load(Ordering::Relaxed),
                 received: c.received.load(Ordering::Relaxed),
                 queued: c.queued(),
+                signed_in_as: presence.signed_in(c.key),
+                presence: presence
+                    .memberships(c.key)
+                    .into_iter()
+                    .filter(|(ch, _)| visible(&Pattern::Exact(ch.clone())))
+                    .map(|(channel, user_id)| Membership { channel, user_id })
+                    .collect(),
             })
             .collect();
         out.sort_by(|a, b| a.connected_at.cmp(&b.connected_at).then(a.id.cmp(&b.id)));
@@ -255,10 +286,20 @@ impl Bus {
             .map(|name| ChannelSnapshot {
                 name: name.to_owned(),
                 subscribers: idx.subscribers(name),
+                members: None,
             })
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         out
+    }
+
+    /// Cuts off the connections `keys` (their transports close with `code`). Returns how many were open.
+    pub(crate) fn terminate(&self, keys: &[u64], code: u16) -> usize {
+        let idx = self.index();
+        keys.iter()
+            .filter_map(|k| idx.conns.get(k))
+            .map(|c| c.cut_with(code))
+            .count()
     }
 
     /// How many connections an event on `channel` reaches.
@@ -287,6 +328,7 @@ impl CommitSink for Bus {
         for ev in events {
             self.inner.last_seq.store(ev.seq(), Ordering::Release);
             let private = is_private(ev.channel());
+            let except = ev.excluded();
             let mut n = 0;
             for (key, private_ok) in idx.matching(ev.channel()) {
                 if private && !private_ok {
@@ -297,6 +339,9 @@ impl CommitSink for Bus {
                 };
                 if conn.cut.is_cancelled() || conn.delivered_seq.load(Ordering::Relaxed) >= ev.seq()
                 {
+                    continue;
+                }
+                if except.is_some_and(|x| x == conn.info.id) {
                     continue;
                 }
                 conn.delivered_seq.store(ev.seq(), Ordering::Relaxed);

@@ -22,6 +22,8 @@ use crate::model::{Event, Pattern};
 
 /// WebSocket close code for a client whose outbound queue overflowed.
 pub const CLOSE_SLOW_CONSUMER: u16 = 4008;
+/// Close code for a connection the app terminated (Pusher's `terminate_connections`).
+pub const CLOSE_TERMINATED: u16 = 4009;
 
 /// One item on a connection's outbound queue.
 pub(super) enum Outbound {
@@ -102,6 +104,14 @@ impl Conn {
         {
             tracing::info!(client = %self.info.id, transport = self.info.transport, "closing slow consumer");
         }
+        self.cut.cancel();
+    }
+
+    /// Cuts the connection off with `code`, unless it is already being closed for another reason.
+    pub(super) fn cut_with(&self, code: u16) {
+        let _ = self
+            .close_code
+            .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire);
         self.cut.cancel();
     }
 

@@ -96,6 +96,8 @@ pub(crate) struct EventDraft {
     pub(crate) event: String,
     pub(crate) data: Value,
     pub(crate) source: Source,
+    /// A connection that must not receive it (its publisher, for Pusher client events and `socket_id`).
+    pub(crate) except: Option<String>,
 }
 
 impl EventDraft {
@@ -120,6 +122,7 @@ impl EventDraft {
             event: ev.event,
             data: ev.data,
             source,
+            except: None,
         })
     }
 }
@@ -141,6 +144,13 @@ struct EventInner {
     json: OnceLock<Bytes>,
     #[serde(skip)]
     ws_frame: OnceLock<Bytes>,
+    #[serde(skip)]
+    pusher_frame: OnceLock<Bytes>,
+    #[serde(skip)]
+    envelope: OnceLock<Box<RawValue>>,
+    /// The connection id that must not receive it live; not logged.
+    #[serde(skip)]
+    except: Option<Box<str>>,
 }
 
 impl fmt::Debug for Event {
@@ -212,7 +222,27 @@ impl Event {
             ts,
             json: OnceLock::new(),
             ws_frame: OnceLock::new(),
+            pusher_frame: OnceLock::new(),
+            envelope: OnceLock::new(),
+            except: None,
         })))
+    }
+
+    /// The same event, not to be delivered live to connection `except`. Only for a freshly committed event.
+    pub(crate) fn except(self, except: Option<&str>) -> Self {
+        match (except, Arc::try_unwrap(self.0)) {
+            (Some(x), Ok(mut inner)) => {
+                inner.except = Some(x.into());
+                Event(Arc::new(inner))
+            }
+            (_, Ok(inner)) => Event(Arc::new(inner)),
+            (_, Err(shared)) => Event(shared),
+        }
+    }
+
+    /// The connection id that must not receive this event live, if any.
+    pub(crate) fn excluded(&self) -> Option<&str> {
+        self.0.except.as_deref()
     }
     /// The position in the log.
     pub fn seq(&self) -> u64 {
@@ -248,6 +278,13 @@ impl Event {
             Bytes::from(serde_json::to_vec(&*self.0).expect("an event always serialises"))
         })
     }
+    /// The envelope as raw JSON, for serialisers that embed it (Socket.IO), made once from [`Event::json`].
+    pub fn envelope(&self) -> &RawValue {
+        self.0.envelope.get_or_init(|| {
+            let text = String::from_utf8_lossy(self.json()).into_owned();
+            RawValue::from_string(text).expect("an envelope is JSON")
+        })
+    }
     /// The WebSocket frame `{"type":"event",…envelope}`, made once from [`Event::json`].
     pub fn ws_frame(&self) -> &Bytes {
         self.0.ws_frame.get_or_init(|| {
@@ -256,6 +293,28 @@ impl Event {
             v.extend_from_slice(br#"{"type":"event","#);
             v.extend_from_slice(&env[1..]);
             Bytes::from(v)
+        })
+    }
+}
+
+impl Event {
+    /// The Pusher frame (SPEC §7), made once: `{"event","channel","data","seq"}` with the channel in its Pusher
+    /// spelling and `data` as a JSON string, as Pusher sends it. Presence changes become
+    /// `pusher_internal:member_added` / `member_removed`. `seq` is an addition pusher-js ignores.
+    pub fn pusher_frame(&self) -> &Bytes {
+        self.0.pusher_frame.get_or_init(|| {
+            let event = match self.event() {
+                crate::presence::MEMBER_ADDED => "pusher_internal:member_added",
+                crate::presence::MEMBER_REMOVED => "pusher_internal:member_removed",
+                e => e,
+            };
+            let frame = serde_json::json!({
+                "event": event,
+                "channel": crate::pusher::to_wire(self.channel()),
+                "data": self.data().get(),
+                "seq": self.seq(),
+            });
+            Bytes::from(serde_json::to_vec(&frame).expect("a frame always serialises"))
         })
     }
 }

@@ -248,6 +248,7 @@ fn insert_event(tx: &Connection, d: &EventDraft, ts: &str) -> Result<Event> {
         d.source,
         ts.to_owned(),
     )
+    .map(|e| e.except(d.except.as_deref()))
 }
 
 fn write_agent(tx: &Connection, a: &Agent, insert: bool) -> Result<()> {
@@ -282,6 +283,7 @@ fn agent_event(agent: &Agent, event: &str, data: serde_json::Value, source: Sour
         event: event.into(),
         data,
         source,
+        except: None,
     }
 }
 

@@ -71,9 +71,9 @@ enum ClientFrame {
 }
 
 /// What a client frame produces: a reply now, or one that arrives when its write commits.
-pub(super) enum Reply {
+pub(crate) enum Reply {
     Now(Option<Bytes>),
-    Later(futures_util::future::BoxFuture<'static, Bytes>),
+    Later(futures_util::future::BoxFuture<'static, Option<Bytes>>),
 }
 
 /// The `id` of a frame, read without trusting the rest of it, so even a wrong frame's error can be matched.
@@ -113,8 +113,10 @@ fn ack_when_committed(
 ) -> Reply {
     Reply::Later(Box::pin(async move {
         match write.await {
-            Ok(p) => frame(&json!({"type": "ack", "id": id, "ok": true, "seq": p.seq})),
-            Err(e) => error_frame(&id, &e),
+            Ok(p) => Some(frame(
+                &json!({"type": "ack", "id": id, "ok": true, "seq": p.seq}),
+            )),
+            Err(e) => Some(error_frame(&id, &e)),
         }
     }))
 }

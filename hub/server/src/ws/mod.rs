@@ -11,6 +11,8 @@
 
 mod frames;
 
+pub(crate) use frames::Reply;
+
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::time::Duration;
@@ -23,28 +25,87 @@ use axum::response::Response;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use switchboard_core::bus::CLOSE_SLOW_CONSUMER;
+use switchboard_core::bus::{CLOSE_SLOW_CONSUMER, CLOSE_TERMINATED};
 use switchboard_core::limits::MAX_BODY_BYTES;
-use switchboard_core::{ClientInfo, Delivery, Error, Session};
+use switchboard_core::{ClientInfo, Delivery, Error, Event, Session, SessionHandle};
 use tokio_util::sync::WaitForCancellationFuture;
 
 use crate::connect::{ConnectQuery, open, origin};
 use crate::error::{ApiResult, WsCaller};
 use crate::state::AppState;
-use frames::{Reply, error_frame, frame, handle_text, subscribed_ack};
+use frames::{error_frame, frame, handle_text, subscribed_ack};
 
 /// Close code for a connection that sent nothing (not even a pong) for the idle timeout.
 pub const CLOSE_IDLE: u16 = 4010;
 /// Close code on hub shutdown.
 pub const CLOSE_GOING_AWAY: u16 = 1001;
 
+/// Why the hub closes a socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Closing {
+    /// The hub is shutting down.
+    Shutdown,
+    /// The bus cut the connection off: its queue overflowed.
+    SlowConsumer,
+    /// The app terminated the connection's user.
+    Terminated,
+    /// Nothing (not even a pong) within the idle timeout.
+    Idle,
+    /// A frame past the hard limit.
+    TooBig,
+}
+
+/// A protocol spoken over the WebSocket connection loop ([`run`]): how a client's text frame becomes calls on
+/// the session, how an event is framed, and the close code for each reason. `/ws` speaks [`Native`]; the Pusher
+/// transport speaks its own.
+pub(crate) trait Wire: Send + 'static {
+    /// Handles one text frame.
+    fn text(&mut self, text: &str, session: &SessionHandle) -> Reply;
+    /// The reply to a binary frame, if any.
+    fn binary(&mut self) -> Option<Bytes>;
+    /// An event as a frame.
+    fn event(e: &Event) -> &Bytes;
+    /// The close code and reason for `why`.
+    fn close(why: Closing) -> (u16, &'static str);
+}
+
+/// The hub's own protocol (SPEC §4).
+pub(crate) struct Native;
+
+impl Wire for Native {
+    fn text(&mut self, text: &str, session: &SessionHandle) -> Reply {
+        handle_text(text, session)
+    }
+    fn binary(&mut self) -> Option<Bytes> {
+        Some(error_frame(
+            &Value::Null,
+            &Error::bad_request(
+                "bad_frame",
+                "binary frames are not supported; send JSON text",
+            ),
+        ))
+    }
+    fn event(e: &Event) -> &Bytes {
+        e.ws_frame()
+    }
+    fn close(why: Closing) -> (u16, &'static str) {
+        match why {
+            Closing::Shutdown => (CLOSE_GOING_AWAY, "hub shutting down"),
+            Closing::SlowConsumer => (CLOSE_SLOW_CONSUMER, "slow consumer; resume with since"),
+            Closing::Terminated => (CLOSE_TERMINATED, "terminated by the app"),
+            Closing::Idle => (CLOSE_IDLE, "idle timeout"),
+            Closing::TooBig => (CLOSE_TOO_BIG, "frame over the hard limit"),
+        }
+    }
+}
+
 /// Largest frame the socket reads at all: past it the connection is closed with 1009. Frames between
 /// [`MAX_BODY_BYTES`] and this get an error frame instead, and the connection stays open.
-const HARD_FRAME_LIMIT: usize = 4 * MAX_BODY_BYTES;
+pub(crate) const HARD_FRAME_LIMIT: usize = 4 * MAX_BODY_BYTES;
 /// Close code for a frame past [`HARD_FRAME_LIMIT`].
 const CLOSE_TOO_BIG: u16 = 1009;
 /// Bytes read from the socket per read call.
-const READ_BUFFER: usize = 512;
+pub(crate) const READ_BUFFER: usize = 512;
 
 fn valid_client_id(id: &str) -> bool {
     (1..=64).contains(&id.len())
@@ -121,7 +182,7 @@ fn upgrade(
         // made every idle connection cost 140 KB). Client frames are small; a big one grows the buffer itself.
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(16 * 1024)
-        .on_upgrade(move |socket| tracker.track_future(run(state, session, socket))))
+        .on_upgrade(move |socket| tracker.track_future(run(state, session, socket, Native))))
 }
 
 /// How a connection's loop ended.
@@ -130,8 +191,8 @@ enum End {
     Gone,
     /// The client sent Close: tungstenite has queued the echo, which only needs flushing.
     ClientClosed,
-    /// We close, with this code and reason, then finish the close handshake.
-    Close(u16, &'static str),
+    /// We close, for this reason, then finish the close handshake.
+    Close(Closing),
 }
 
 /// Why a batch write stopped early.
@@ -147,7 +208,12 @@ const MAX_BATCH: usize = 64;
 /// One task per connection owns the socket: it reads client frames, writes everything the session has queued
 /// (all of it, then one flush), pings, and times out idle clients. A blocked write still yields to shutdown and
 /// to the bus cutting the session off.
-async fn run(state: AppState, mut session: Session, mut socket: WebSocket) {
+pub(crate) async fn run<W: Wire>(
+    state: AppState,
+    mut session: Session,
+    mut socket: WebSocket,
+    mut wire: W,
+) {
     tracing::debug!(client = session.id(), "ws connected");
     let shutdown = state.shutdown.clone();
     let cut = session.cut();
@@ -166,7 +232,7 @@ async fn run(state: AppState, mut session: Session, mut socket: WebSocket) {
     let end = loop {
         tokio::select! {
             biased;
-            () = &mut stop => break End::Close(CLOSE_GOING_AWAY, "hub shutting down"),
+            () = &mut stop => break End::Close(Closing::Shutdown),
             // Before events, so a busy stream still pings and its client's pongs keep it from idling out.
             _ = ping.tick() => {
                 let ping = async {
@@ -178,7 +244,7 @@ async fn run(state: AppState, mut session: Session, mut socket: WebSocket) {
             }
             m = socket.recv(), if in_flight.len() < MAX_IN_FLIGHT => {
                 let m = match m {
-                    Some(Err(e)) if is_capacity(&e) => break End::Close(CLOSE_TOO_BIG, "frame over the hard limit"),
+                    Some(Err(e)) if is_capacity(&e) => break End::Close(Closing::TooBig),
                     None | Some(Err(_)) => break End::Gone,
                     Some(Ok(Message::Close(_))) => break End::ClientClosed,
                     Some(Ok(m)) => m,
@@ -186,11 +252,8 @@ async fn run(state: AppState, mut session: Session, mut socket: WebSocket) {
                 idle.as_mut().reset(tokio::time::Instant::now() + state.config.idle_timeout);
                 session.record_received();
                 let reply = match m {
-                    Message::Text(t) => handle_text(t.as_str(), session.handle()),
-                    Message::Binary(_) => Reply::Now(Some(error_frame(
-                        &Value::Null,
-                        &Error::bad_request("bad_frame", "binary frames are not supported; send JSON text"),
-                    ))),
+                    Message::Text(t) => wire.text(t.as_str(), session.handle()),
+                    Message::Binary(_) => Reply::Now(wire.binary()),
                     _ => Reply::Now(None),
                 };
                 match reply {
@@ -200,27 +263,34 @@ async fn run(state: AppState, mut session: Session, mut socket: WebSocket) {
                     Reply::Later(f) => in_flight.push_back(f),
                 }
             }
-            Some(ack) = in_flight.next(), if !in_flight.is_empty() => { session.send_control(ack); }
+            Some(ack) = in_flight.next(), if !in_flight.is_empty() => {
+                if let Some(ack) = ack {
+                    session.send_control(ack);
+                }
+            }
             d = session.next() => {
                 let Some(first) = d else {
                     // The bus cut the session off (slow consumer).
                     break stopped(WriteStop::Cut, &session);
                 };
-                let batch = write_batch(&mut socket, &mut session, first);
+                let batch = write_batch::<W>(&mut socket, &mut session, first);
                 if let Err(w) = guarded(stop.as_mut(), cut_off.as_mut(), batch).await {
                     break stopped(w, &session);
                 }
             }
             () = &mut idle => {
                 tracing::debug!(client = session.id(), "idle timeout");
-                break End::Close(CLOSE_IDLE, "idle timeout");
+                break End::Close(Closing::Idle);
             }
         }
     };
     drop(session);
     match end {
         // Boxed: it runs once, and would otherwise make every connection's task bigger.
-        End::Close(code, reason) => Box::pin(close_handshake(socket, code, reason)).await,
+        End::Close(why) => {
+            let (code, reason) = W::close(why);
+            Box::pin(close_handshake(socket, code, reason)).await;
+        }
         End::ClientClosed => {
             let _ = tokio::time::timeout(Duration::from_secs(2), socket.flush()).await;
         }
@@ -243,7 +313,7 @@ fn is_capacity(e: &axum::Error) -> bool {
 }
 
 /// Sends our close frame, then reads until the client's Close (answering its pings meanwhile), briefly.
-async fn close_handshake(mut socket: WebSocket, code: u16, reason: &'static str) {
+pub(crate) async fn close_handshake(mut socket: WebSocket, code: u16, reason: &'static str) {
     if close(&mut socket, code, reason).await {
         let _ = tokio::time::timeout(Duration::from_secs(2), async {
             while let Some(Ok(m)) = socket.recv().await {
@@ -272,36 +342,35 @@ async fn guarded(
 }
 
 fn stopped(w: WriteStop, session: &Session) -> End {
-    match w {
-        WriteStop::Shutdown => End::Close(CLOSE_GOING_AWAY, "hub shutting down"),
-        WriteStop::Cut if session.close_code() == Some(CLOSE_SLOW_CONSUMER) => {
-            End::Close(CLOSE_SLOW_CONSUMER, "slow consumer; resume with since")
-        }
-        WriteStop::Cut | WriteStop::Failed => End::Gone,
+    match (w, session.close_code()) {
+        (WriteStop::Shutdown, _) => End::Close(Closing::Shutdown),
+        (WriteStop::Cut, Some(CLOSE_SLOW_CONSUMER)) => End::Close(Closing::SlowConsumer),
+        (WriteStop::Cut, Some(CLOSE_TERMINATED)) => End::Close(Closing::Terminated),
+        (WriteStop::Cut | WriteStop::Failed, _) => End::Gone,
     }
 }
 
-fn message(d: Delivery) -> Message {
+fn message<W: Wire>(d: Delivery) -> Message {
     match d {
-        Delivery::Event(e) => text(e.ws_frame()),
+        Delivery::Event(e) => text(W::event(&e)),
         Delivery::Control(b) => text(&b),
     }
 }
 
 /// Writes `first` and whatever else is queued (up to [`MAX_BATCH`] frames), then flushes once.
-async fn write_batch(
+async fn write_batch<W: Wire>(
     socket: &mut WebSocket,
     session: &mut Session,
     first: Delivery,
 ) -> Result<(), WriteStop> {
     socket
-        .feed(message(first))
+        .feed(message::<W>(first))
         .await
         .map_err(|_| WriteStop::Failed)?;
     for _ in 1..MAX_BATCH {
         let Some(d) = session.try_next() else { break };
         socket
-            .feed(message(d))
+            .feed(message::<W>(d))
             .await
             .map_err(|_| WriteStop::Failed)?;
     }
