@@ -1,15 +1,26 @@
-//! Clients not written in Rust against the real binary: Node's `ws` and `eventsource` packages (tests/js), and
-//! the Python `mcp` SDK (tests/py). The test command installs them; these tests run them with the binary's path.
+//! Clients not written in Rust against the real binary: Node's `ws`, `eventsource`, `socket.io-client`,
+//! `pusher-js`, the `pusher` server SDK and the MCP TypeScript SDK (tests/js), and the Python `mcp` SDK
+//! (tests/py). The test command installs them; these tests run them with the binary's path.
 
 mod common;
 
 use std::process::Command;
 
 #[test]
-fn node_ws_and_eventsource_clients() {
+fn node_clients() {
     let js = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/js");
+    let packages = [
+        "ws",
+        "eventsource",
+        "socket.io-client",
+        "pusher-js",
+        "pusher",
+        "@modelcontextprotocol/sdk",
+    ];
     assert!(
-        js.join("node_modules/ws").is_dir() && js.join("node_modules/eventsource").is_dir(),
+        packages
+            .iter()
+            .all(|p| js.join("node_modules").join(p).is_dir()),
         "Node packages missing: run the test command (scripts/test.sh), or `npm ci --prefix tests/js`"
     );
     // coreutils `timeout`: a hung client fails the test instead of the whole CI run.

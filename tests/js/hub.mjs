@@ -2,6 +2,7 @@
 // its REST API, the official MCP TypeScript client, and small waiting helpers. SWITCHBOARD_BIN names the binary.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createHmac } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -124,4 +125,11 @@ export function assertContinuous(seqs, from, to) {
   const want = [];
   for (let s = from; s <= to; s++) want.push(s);
   assert.deepEqual(seqs, want, 'every seq exactly once, in order');
+}
+
+/** An HS256 JWT with `claims`, signed with `secret` (the hub token). */
+export function jwt(secret, claims) {
+  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const head = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64(claims)}`;
+  return `${head}.${createHmac('sha256', secret).update(head).digest('base64url')}`;
 }

@@ -3,9 +3,8 @@
 // resume through the auth payload after the hub is SIGKILLed and restarted, and the slow consumer.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHmac } from 'node:crypto';
 import { io } from 'socket.io-client';
-import { Hub, assertContinuous, sleep, until } from './hub.mjs';
+import { Hub, assertContinuous, jwt, sleep, until } from './hub.mjs';
 
 let hub;
 // A small per-connection queue, so the slow-consumer test needs little data to overflow it.
@@ -22,12 +21,6 @@ async function connect(nsp = '/', opts = {}) {
     socket.once('connect_error', reject);
   });
   return { socket, got };
-}
-
-function jwt(secret, claims) {
-  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
-  const head = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64(claims)}`;
-  return `${head}.${createHmac('sha256', secret).update(head).digest('base64url')}`;
 }
 
 for (const nsp of ['/', '/ws']) {

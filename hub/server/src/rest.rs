@@ -146,8 +146,8 @@ pub async fn get_channel(Rest(c): Rest, Path(name): Path<String>) -> ApiResult<J
     let ch = c.channel(&name)?;
     let mut body =
         json!({"name": ch.name, "occupied": ch.subscribers > 0, "subscribers": ch.subscribers});
-    if name.starts_with("presence-") {
-        body["members"] = json!([]);
+    if let Some(members) = ch.members {
+        body["members"] = json!(members);
     }
     Ok(Json(body))
 }

@@ -322,7 +322,8 @@ impl Wire for PusherWire {
             Closing::SlowConsumer => (4100, "slow consumer; reconnect after a back-off"),
             Closing::Terminated => (CLOSE_UNAUTHORIZED, "terminated by the app"),
             Closing::Idle => (4201, "no activity (pong) within the timeout"),
-            Closing::TooBig => (4000, "message over the hard limit"),
+            // Not 4000: pusher-js takes that to mean "use TLS".
+            Closing::TooBig => (4002, "message over the hard limit"),
         }
     }
 }
