@@ -317,7 +317,13 @@ async function refreshClients() {
         el('td', {}, el('code', { textContent: c.id })),
         el('td', {}, el('span', { className: `badge ${c.transport}`, textContent: c.transport })),
         el('td', { textContent: c.origin ?? '—' }),
-        el('td', { textContent: c.subscriptions.join(', ') }),
+        el('td', {
+          textContent: [
+            ...c.subscriptions,
+            ...(c.presence ?? []).map((m) => `${m.channel} as ${m.user_id}`),
+            ...(c.signed_in_as ? [`signed in as ${c.signed_in_as}`] : []),
+          ].join(', '),
+        }),
         el('td', { textContent: c.connected_at.replace('T', ' ').slice(0, 19) }),
         el('td', { textContent: c.sent }),
         el('td', { textContent: c.received }),
@@ -347,6 +353,24 @@ async function loadConnect() {
     `  if (f.type === 'event') console.log(f.seq, f.event, f.data);`,
     `};`,
   ].join('\n');
+  $('c-sio').textContent = [
+    `import { io } from 'socket.io-client';`,
+    `let since;   // the last seq seen: sent again on every reconnect, so the hub resumes from it`,
+    `const socket = io('${c.url}', { auth: (cb) => cb({ since, channels: ['agent:*']${c.require_token ? ", token: '<token>'" : ''} }) });`,
+    `socket.on('agent.updated', (e) => { since = e.seq; console.log(e.data); });`,
+  ].join('\n');
+  const p = c.pusher;
+  const host = new URL(c.url);
+  $('c-pusher-app').textContent = p.app_id;
+  $('c-pusher-key').textContent = p.key;
+  $('c-pusher-secret').dataset.secret = p.secret ?? '';
+  $('c-pusher-secret').textContent = p.secret ? `••••••••${p.secret.slice(-4)}` : '(owner only)';
+  $('c-pusher').textContent = [
+    `import Pusher from 'pusher-js';   // hub channels spell ':' as ';' (agent:7f3c is agent;7f3c)`,
+    `const pusher = new Pusher('${p.key}', { wsHost: '${host.hostname}', wsPort: ${host.port || 80}, forceTLS: false,`,
+    `  enabledTransports: ['ws'], cluster: 'local', channelAuthorization: { endpoint: '${c.url}/pusher/auth', transport: 'ajax' } });`,
+    `pusher.subscribe('project;42').bind('build.done', (data) => console.log(data));`,
+  ].join('\n');
   await loadIde();
 }
 async function loadIde() {
@@ -361,6 +385,7 @@ $('c-token-show').addEventListener('click', () => {
   t.textContent = t.textContent.startsWith('•') ? t.dataset.secret : `••••••••${t.dataset.secret.slice(-4)}`;
 });
 $('c-token-copy').addEventListener('click', () => copy($('c-token').dataset.secret));
+$('c-pusher-secret-copy').addEventListener('click', () => copy($('c-pusher-secret').dataset.secret));
 for (const n of document.querySelectorAll('.copyable')) n.addEventListener('click', () => copy(n.textContent));
 
 // ---- status bar ----

@@ -75,6 +75,8 @@ test("the window is the owner's: it shows private-channel events and has the tok
   assert.equal(own.token, TOKEN, 'the window gets the token');
   const other = await rest('GET', '/api/connect');
   assert.equal(other.body.token, null, 'a caller that is not the window and has no token does not');
+  assert.ok(own.pusher.secret, 'the window gets the Pusher secret too');
+  assert.equal(other.body.pusher.secret, null, 'nobody else does');
 });
 
 test('each filter narrows the list', async () => {
@@ -149,6 +151,9 @@ test('the Connect panel shows URLs, a masked token and IDE snippets', async () =
   await page.waitForFunction(() => document.querySelector('#c-ide-text').textContent.includes('switchboard'));
   assert.match(await page.textContent('#c-ws'), /^ws:\/\/127\.0\.0\.1:\d+\/ws/);
   assert.match(await page.textContent('#c-token'), /^•+.{4}$/);
+  assert.match(await page.textContent('#c-sio'), /socket\.io-client/);
+  assert.match(await page.textContent('#c-pusher'), /new Pusher\('[0-9a-f]+'/);
+  assert.match(await page.textContent('#c-pusher-secret'), /^•+.{4}$/);
   await page.selectOption('#c-ide', 'vscode');
   await page.waitForFunction(() => document.querySelector('#c-ide-text').textContent.includes('"servers"'));
   await page.check('#c-ide-http');
@@ -166,8 +171,24 @@ test('the Agents panel is a live table', async () => {
   await page.waitForSelector(`${row} >> text=running`, { timeout: 2000 });
   await rest('DELETE', `/api/agents/${a.id}`);
   await page.waitForSelector(row, { state: 'detached', timeout: 2000 });
+  // A Pusher presence member, joined from the page (the window is the owner, so /pusher/auth signs for it).
+  await page.evaluate(async () => {
+    const cfg = await (await fetch('/api/pusher/config')).json();
+    const ws = new WebSocket(`${location.origin.replace('http', 'ws')}/app/${cfg.key}?protocol=7`);
+    window.presenceSocket = ws;
+    const established = await new Promise((resolve) => { ws.onmessage = (m) => resolve(JSON.parse(m.data)); });
+    const socketId = JSON.parse(established.data).socket_id;
+    const auth = await (await fetch('/pusher/auth', {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ socket_id: socketId, channel_name: 'presence-lobby', user_id: 'ann' }),
+    })).json();
+    ws.send(JSON.stringify({ event: 'pusher:subscribe', data: { channel: 'presence-lobby', ...auth } }));
+  });
   await page.click('[data-tab=clients]');
   await page.waitForSelector('#clients tr >> text=window-', { timeout: 3000 });
+  await page.waitForSelector('#clients tr >> text=presence-lobby as ann', { timeout: 5000 });
+  await page.evaluate(() => window.presenceSocket.close());
   await page.click('[data-tab=events]');
 });
 

@@ -58,6 +58,12 @@ pub async fn connect_info(State(s): State<AppState>, Rest(c): Rest) -> Json<Valu
         "mcp_url": format!("{}/mcp", s.url),
         "token": c.hub_token().map(|t| t.expose()),
         "require_token": s.hub.requires_token(),
+        "pusher": {
+            "app_id": s.hub.pusher().app_id(),
+            "key": s.hub.pusher().key(),
+            // Like the token: for the hub's owner (its own window) only.
+            "secret": c.hub_token().map(|_| s.hub.pusher().secret().expose()),
+        },
     }))
 }
 
