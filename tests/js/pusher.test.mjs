@@ -276,3 +276,20 @@ test('pusher: a connection that stops reading is closed with 4100, and nobody el
   slow._socket.resume();
   assert.equal(await closed, 4100);
 });
+
+test('pusher: on a --require-token hub a connection (which cannot present the token) is refused with 4009; the signed HTTP API works', { timeout: 20_000 }, async () => {
+  const locked = await new Hub(['--require-token']).start();
+  try {
+    const p = new Pusher(PUSHER.key, locked.pusherOptions());
+    clients.push(p);
+    const refused = await new Promise((resolve) => p.connection.bind('error', resolve));
+    assert.equal(refused.error.data.code, 4009);
+    await until(() => p.connection.state === 'disconnected', 3000, 'pusher-js to give up');
+    const server = new PusherServer({ appId: PUSHER.appId, key: PUSHER.key, secret: PUSHER.secret, host: '127.0.0.1', port: String(locked.port), useTLS: false });
+    assert.equal((await server.trigger('lobby', 'signed', { ok: 1 })).status, 200);
+    const log = await locked.api('GET', '/api/events?channel=lobby', undefined, { token: true });
+    assert.equal(log.body.events[0].event, 'signed');
+  } finally {
+    await locked.stop();
+  }
+});
