@@ -181,10 +181,22 @@ fn admit(
         gone: CancellationToken::new(),
     };
     s.extensions.insert(ConnRef(Arc::new(conn)));
+    // Registered here, before socketioxide answers the connect: the connect handler runs in a task of its own
+    // after that answer, and a client that emits at once (in its `connect` callback) must find them in place.
+    s.on("subscribe", subscribe);
+    s.on("unsubscribe", unsubscribe);
+    s.on("publish", publish);
+    s.on("answer", answer);
+    s.on("debug:rooms", debug_rooms);
+    s.on_disconnect(|s: SocketRef, _: DisconnectReason| async move {
+        if let Some(ConnRef(c)) = s.extensions.get::<ConnRef>() {
+            c.gone.cancel();
+        }
+    });
     Ok(())
 }
 
-/// The namespace is connected: greet, register the handlers, start moving events.
+/// The namespace is connected: greet, and start moving events.
 fn connected(state: AppState, s: SocketRef) {
     let Some(ConnRef(conn)) = s.extensions.get::<ConnRef>() else {
         let _ = s.disconnect();
@@ -203,16 +215,6 @@ fn connected(state: AppState, s: SocketRef) {
         "connection_established",
         &json!({"data": {"connection_id": s.id.to_string()}}),
     );
-    s.on("subscribe", subscribe);
-    s.on("unsubscribe", unsubscribe);
-    s.on("publish", publish);
-    s.on("answer", answer);
-    s.on("debug:rooms", debug_rooms);
-    s.on_disconnect(|s: SocketRef, _: DisconnectReason| async move {
-        if let Some(ConnRef(c)) = s.extensions.get::<ConnRef>() {
-            c.gone.cancel();
-        }
-    });
     let tracker = state.tasks.clone();
     tracker.spawn(pump(state, s, session, conn.gone.clone()));
 }
