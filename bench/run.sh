@@ -4,6 +4,11 @@
 #   bench/run.sh                          # every scenario, every peer, results block `latest`
 #   bench/run.sh --label after            # the same, recorded as `after`
 #   bench/run.sh fanout --fan-n 1000      # one scenario (idle, fanout, mutation, mcp); see --help
+#   bench/run.sh fanout --peers switchboard-pusher,sockudo      # one protocol's group (see bench/peers/README.md)
+#
+# Every peer by default, grouped by protocol: switchboard, node-ws, fastapi; switchboard-socketio, node-socketio;
+# switchboard-pusher, sockudo. Sockudo is built once (about 11 minutes) into $HOME/.cache/switchboard-peers;
+# BENCH_SKIP_SOCKUDO=1 skips that build (then leave sockudo out of --peers).
 #
 # It installs the peers (bench/peers/install.sh), builds Switchboard and the load tool in release mode, raises the
 # open-file limit, and pins the server under test to core 0 and the load tool to core 1, the same for every peer.

@@ -3,7 +3,12 @@
 //!
 //! Everything runs on a current-thread runtime inside a `LocalSet`, so the counters are plain `Cell`s. Every
 //! message carries `BT<nanoseconds since the tool started>`; a delivery's latency is receive time minus that.
+//!
+//! A subscriber speaks its kind's protocol only as far as the benchmark needs: the handshake steps up to its
+//! subscription ([`Kind::handshake`]), answers to protocol pings ([`Kind::keepalive`]), and after that every text
+//! frame with a stamp is a delivery, whatever the envelope around it.
 
+use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -12,7 +17,7 @@ use anyhow::{Result, bail};
 use hdrhistogram::Histogram;
 use tokio::task::JoinHandle;
 
-use crate::peer::Kind;
+use crate::peer::{Kind, Step};
 use crate::wire::{Frame, HttpConn, WsConn, stamp};
 
 /// Shared delivery counters and the latency histogram of the current measurement.
@@ -24,6 +29,8 @@ pub(crate) struct Sink {
     pub ready: Cell<usize>,
     pub failed: Cell<usize>,
     pub closed: Cell<usize>,
+    /// Connections now waiting at each handshake step (for the error when some never get subscribed).
+    pub waiting: RefCell<Vec<usize>>,
 }
 
 impl Sink {
@@ -38,6 +45,7 @@ impl Sink {
             ready: Cell::new(0),
             failed: Cell::new(0),
             closed: Cell::new(0),
+            waiting: RefCell::new(Vec::new()),
         })
     }
 
@@ -95,20 +103,16 @@ impl Subscribers {
     ) -> Result<f64> {
         let parallel = 256;
         let start = Instant::now();
+        let deadline = start + Duration::from_secs(120);
         let target = sink.ready.get() + more;
         let path = Rc::new(kind.ws_path(channel));
-        for _ in 0..more {
-            while sink.ready.get() + sink.failed.get() + parallel <= self.tasks.len() {
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-            let sink = sink.clone();
-            let path = path.clone();
-            self.tasks.push(tokio::task::spawn_local(async move {
-                subscriber(kind, port, &path, &sink).await;
-            }));
+        let steps = Rc::new(kind.handshake(channel));
+        {
+            let mut waiting = sink.waiting.borrow_mut();
+            let len = waiting.len().max(steps.len());
+            waiting.resize(len, 0);
         }
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while sink.ready.get() < target {
+        let check = || -> Result<()> {
             if sink.failed.get() > 0 {
                 bail!(
                     "{} of {} connections failed ({} ready)",
@@ -118,8 +122,30 @@ impl Subscribers {
                 );
             }
             if Instant::now() > deadline {
-                bail!("only {} of {target} connections ready", sink.ready.get());
+                let waiting = sink.waiting.borrow();
+                bail!(
+                    "only {} of {target} connections ready after {:?}; waiting at each handshake step: {:?}",
+                    sink.ready.get(),
+                    deadline - start,
+                    &waiting[..],
+                );
             }
+            Ok(())
+        };
+        for _ in 0..more {
+            while sink.ready.get() + sink.failed.get() + parallel <= self.tasks.len() {
+                check()?;
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            let sink = sink.clone();
+            let path = path.clone();
+            let steps = steps.clone();
+            self.tasks.push(tokio::task::spawn_local(async move {
+                subscriber(kind, port, &path, &steps, &sink).await;
+            }));
+        }
+        while sink.ready.get() < target {
+            check()?;
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         Ok(start.elapsed().as_secs_f64())
@@ -138,46 +164,79 @@ impl Drop for Subscribers {
     }
 }
 
-async fn subscriber(kind: Kind, port: u16, path: &str, sink: &Sink) {
+fn fail(sink: &Sink, why: &str) {
+    if sink.failed.get() == 0 {
+        eprintln!("{why}");
+    }
+    sink.failed.set(sink.failed.get() + 1);
+}
+
+async fn subscriber(kind: Kind, port: u16, path: &str, steps: &[Step], sink: &Sink) {
     let mut ws = match WsConn::connect(port, path).await {
         Ok(ws) => ws,
         Err(e) => {
-            if sink.failed.get() == 0 {
-                eprintln!("connect failed: {e:#}");
-            }
-            sink.failed.set(sink.failed.get() + 1);
+            fail(sink, &format!("connect failed: {e:#}"));
             return;
         }
     };
-    let mut ready = kind.ready_marker().is_none();
-    if ready {
+    // The handshake step this connection waits on; subscribed once past the last.
+    let mut step = 0;
+    if steps.is_empty() {
         sink.ready.set(sink.ready.get() + 1);
+    } else {
+        sink.waiting.borrow_mut()[0] += 1;
     }
     loop {
-        let pong = match ws.next().await {
+        // What to send back: (opcode, payload).
+        let reply: Option<(u8, Cow<'_, [u8]>)> = match ws.next().await {
             Ok(Some(Frame::Text(t))) => {
-                if !ready {
-                    if kind
-                        .ready_marker()
-                        .is_some_and(|m| memchr::memmem::find(t, m).is_some())
-                    {
-                        ready = true;
-                        sink.ready.set(sink.ready.get() + 1);
+                if step == steps.len() {
+                    if let Some(s) = stamp(t) {
+                        sink.delivered(s);
+                        None
+                    } else {
+                        kind.keepalive(t).map(|r| (1, Cow::Borrowed(r)))
                     }
-                } else if let Some(s) = stamp(t) {
-                    sink.delivered(s);
+                } else if (steps[step].done)(t) {
+                    let then = steps[step].then.as_deref();
+                    let mut waiting = sink.waiting.borrow_mut();
+                    waiting[step] -= 1;
+                    step += 1;
+                    if step == steps.len() {
+                        sink.ready.set(sink.ready.get() + 1);
+                    } else {
+                        waiting[step] += 1;
+                    }
+                    then.map(|m| (1, Cow::Borrowed(m)))
+                } else if kind.refused(t) {
+                    sink.waiting.borrow_mut()[step] -= 1;
+                    let t = String::from_utf8_lossy(&t[..t.len().min(300)]).into_owned();
+                    fail(
+                        sink,
+                        &format!("{} refused the subscription: {t}", kind.name()),
+                    );
+                    return;
+                } else {
+                    kind.keepalive(t).map(|r| (1, Cow::Borrowed(r)))
                 }
-                None
             }
-            Ok(Some(Frame::Ping(p))) => Some(p.to_vec()),
+            Ok(Some(Frame::Ping(p))) => Some((0xA, Cow::Owned(p.to_vec()))),
             Ok(Some(Frame::Other)) => None,
             Ok(Some(Frame::Close)) | Ok(None) | Err(_) => break,
         };
-        if let Some(p) = pong
-            && ws.send(0xA, &p).await.is_err()
+        if let Some((op, payload)) = reply
+            && ws.send(op, &payload).await.is_err()
         {
             break;
         }
+    }
+    if step < steps.len() {
+        sink.waiting.borrow_mut()[step] -= 1;
+        fail(
+            sink,
+            &format!("{} closed during the handshake", kind.name()),
+        );
+        return;
     }
     sink.closed.set(sink.closed.get() + 1);
 }
@@ -228,22 +287,27 @@ pub(crate) async fn open_loop(
                 Some(c) => Ok(c),
                 None => HttpConn::connect(port).await,
             };
-            let result = match conn {
+            // The connection goes back to the pool unless it failed or the server closes it after its answer.
+            let answer = match conn {
                 Ok(mut c) => match c.request(method, &path, &body).await {
                     Ok(a) => {
-                        idle.borrow_mut().push(c);
-                        (200..300).contains(&a.status)
+                        if !a.close {
+                            idle.borrow_mut().push(c);
+                        }
+                        Some(a)
                     }
-                    Err(_) => false,
+                    Err(_) => None,
                 },
-                Err(_) => false,
+                Err(_) => None,
             };
+            if answer.as_ref().is_none_or(|a| a.close) {
+                open.set(open.get() - 1);
+            }
             let mut s = sent.get();
-            if result {
+            if answer.is_some_and(|a| (200..300).contains(&a.status)) {
                 s.ok += 1;
             } else {
                 s.failed += 1;
-                open.set(open.get() - 1);
             }
             sent.set(s);
             in_flight.set(in_flight.get() - 1);

@@ -1,9 +1,11 @@
 //! `switchboard-bench`: Switchboard and its peers under the same load, from one pinned core, printed as tables.
 //!
 //! - [`wire`]: the tool's minimal WebSocket receiver and HTTP/1.1 keep-alive client.
-//! - [`peer`]: the servers under test (Switchboard, Node `ws`, FastAPI) behind one seam; start, pin, `/proc` usage.
+//! - [`peer`]: the servers under test behind one seam (start, pin, `/proc` usage) and the three wire protocols:
+//!   Switchboard's own beside Node `ws` and FastAPI, Socket.IO (Switchboard's endpoint and Node `socket.io`), and
+//!   Pusher (Switchboard's endpoint and Sockudo).
 //! - [`load`]: subscriber connections that time each delivery; the open-loop publisher.
-//! - [`scenarios`]: idle, fan-out, mutation path, MCP.
+//! - [`scenarios`]: idle and fan-out for every kind; mutation path and MCP for Switchboard's own protocol.
 //! - [`report`]: `bench/results/<label>.json`, the Markdown block in `bench/RESULTS.md`, the SVG plot.
 //!
 //! Run it through `bench/run.sh`, which installs the peers, builds in release mode, raises `ulimit -n` and pins
@@ -40,11 +42,13 @@ enum Scenario {
 struct Args {
     #[arg(default_value = "all")]
     scenario: Scenario,
-    /// Servers to compare (the mutation and MCP scenarios run Switchboard only).
+    /// Servers to compare, in this order: switchboard, node-ws, fastapi (Switchboard's own protocol and plain
+    /// broadcast), switchboard-socketio, node-socketio (Socket.IO), switchboard-pusher, sockudo (Pusher). The
+    /// mutation and MCP scenarios run when `switchboard` is listed, and on it only.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "switchboard,node-ws,fastapi"
+        default_value = "switchboard,node-ws,fastapi,switchboard-socketio,node-socketio,switchboard-pusher,sockudo"
     )]
     peers: Vec<String>,
     /// Name of this run's block in RESULTS.md (`before`, `after`, …).
@@ -53,6 +57,10 @@ struct Args {
     /// The Switchboard binary (a release build); by default the one beside this tool.
     #[arg(long)]
     switchboard: Option<PathBuf>,
+    /// The Sockudo binary; by default where bench/peers/install.sh puts it,
+    /// `${SOCKUDO_CACHE:-$HOME/.cache/switchboard-peers}/sockudo/bin/sockudo`.
+    #[arg(long)]
+    sockudo: Option<PathBuf>,
     /// Repository root (peers live in bench/peers, results in bench/).
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/.."))]
     root: PathBuf,
@@ -144,16 +152,20 @@ fn steal_s() -> f64 {
         .map_or(0.0, |ticks| ticks / 100.0)
 }
 
-fn versions(paths: &Paths) -> Vec<(String, String)> {
-    let ws = std::fs::read(
-        paths
-            .root
-            .join("bench/peers/node-ws/node_modules/ws/package.json"),
-    )
+/// The version in a Node package's `package.json` under `bench/peers/<peer>/node_modules/`.
+fn npm_version(paths: &Paths, peer: &str, package: &str) -> String {
+    std::fs::read(paths.root.join(format!(
+        "bench/peers/{peer}/node_modules/{package}/package.json"
+    )))
     .ok()
     .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
     .and_then(|v| v["version"].as_str().map(str::to_owned))
-    .unwrap_or_else(|| "?".into());
+    .unwrap_or_else(|| "?".into())
+}
+
+fn versions(paths: &Paths) -> Vec<(String, String)> {
+    let ws = npm_version(paths, "node-ws", "ws");
+    let socket_io = npm_version(paths, "node-socketio", "socket.io");
     let py = paths.root.join("bench/peers/fastapi/.venv/bin/python");
     let py_versions = command_line(
         &py.display().to_string(),
@@ -172,9 +184,16 @@ fn versions(paths: &Paths) -> Vec<(String, String)> {
         ),
         ("node".into(), command_line("node", &["--version"])),
         ("ws".into(), ws),
+        ("socket.io".into(), socket_io),
         ("python".into(), py_parts.next().unwrap_or("?").to_owned()),
         ("fastapi".into(), py_parts.next().unwrap_or("?").to_owned()),
         ("uvicorn".into(), py_parts.next().unwrap_or("?").to_owned()),
+        (
+            "sockudo".into(),
+            command_line(&paths.sockudo.display().to_string(), &["--version"])
+                .trim_start_matches("sockudo ")
+                .to_owned(),
+        ),
     ]
 }
 
@@ -198,16 +217,32 @@ async fn run(args: Args) -> Result<()> {
         .iter()
         .map(|p| Kind::parse(p))
         .collect::<Result<Vec<_>>>()?;
+    let sockudo = args.sockudo.clone().unwrap_or_else(|| {
+        let cache = std::env::var_os("SOCKUDO_CACHE").map_or_else(
+            || {
+                PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                    .join(".cache/switchboard-peers")
+            },
+            PathBuf::from,
+        );
+        cache.join("sockudo/bin/sockudo")
+    });
     let ctx = Ctx {
         paths: Paths {
             root: root.clone(),
             switchboard,
+            sockudo,
         },
         server_core: args.server_core,
         step_s: args.step_s,
         max_rate: args.max_rate,
         mut_subs: args.mut_subs,
     };
+    if args.scenario != Scenario::Render {
+        for kind in &kinds {
+            kind.check_installed(&ctx.paths)?;
+        }
+    }
     let out = args.out.clone().unwrap_or_else(|| root.join("bench"));
     let json = out.join(format!("results/{}.json", args.label));
     let mut results = Results::load(&json);

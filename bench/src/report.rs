@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::peer::{Kind, Proto};
 use crate::scenarios::{AtRest, FanRow, IdleRow, McpRow, MutRow};
 
 /// What one run label has measured so far; a scenario run replaces its own part.
@@ -80,6 +81,9 @@ pub(crate) fn markdown(label: &str, r: &Results, plot: Option<&str>) -> String {
         "CPU stolen by the hypervisor during the last scenario run: {:.1} s.\n",
         r.steal_s
     );
+    if let Some(note) = protocols(r) {
+        let _ = writeln!(s, "{note}\n");
+    }
     if !r.at_rest.is_empty() {
         let _ = writeln!(s, "**At rest** (no connections, 5 s):\n");
         table(
@@ -262,6 +266,42 @@ pub(crate) fn markdown(label: &str, r: &Results, plot: Option<&str>) -> String {
         );
     }
     s
+}
+
+/// Which rows to compare with which, when the run covers more than one wire protocol: `Rows by protocol: …`.
+fn protocols(r: &Results) -> Option<String> {
+    let peers = r
+        .at_rest
+        .iter()
+        .map(|a| &a.peer)
+        .chain(r.idle.iter().map(|i| &i.peer))
+        .chain(r.fanout.iter().map(|f| &f.peer));
+    let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
+    for peer in peers {
+        let group = match Kind::parse(peer).map(Kind::proto) {
+            Ok(Proto::Native | Proto::Plain) => {
+                "Switchboard's own protocol and plain WebSocket broadcast"
+            }
+            Ok(Proto::SocketIo) => "Socket.IO 4 (WebSocket transport)",
+            Ok(Proto::Pusher) => "Pusher protocol 7",
+            Err(_) => "other",
+        };
+        match groups.iter_mut().find(|(g, _)| *g == group) {
+            Some((_, members)) if members.contains(&peer.as_str()) => {}
+            Some((_, members)) => members.push(peer),
+            None => groups.push((group, vec![peer])),
+        }
+    }
+    (groups.len() > 1).then(|| {
+        let parts: Vec<String> = groups
+            .iter()
+            .map(|(g, members)| format!("{g}: {}", members.join(", ")))
+            .collect();
+        format!(
+            "Rows by protocol (compare within a group): {}.",
+            parts.join("; ")
+        )
+    })
 }
 
 /// A Markdown table (first column left-aligned, the rest right-aligned) and the blank line after it.

@@ -1,5 +1,6 @@
 //! The four scenarios. Each starts its own server (fresh data dir, pinned core), drives it from this process,
-//! and returns rows for the report. Every loop is bounded in count and time and talks only to loopback.
+//! and returns rows for the report. Idle and fan-out take every kind, whatever its protocol (the rows name the
+//! kind); the mutation path and MCP are Switchboard's own protocol only. Every loop is bounded in count and time and talks only to loopback.
 //! The four stay in one file (a little past 500 lines) because they share their setup and measuring helpers.
 
 use std::rc::Rc;
@@ -131,7 +132,7 @@ pub(crate) async fn idle(
                 connects_per_s: more as f64 / secs,
             };
             eprintln!(
-                "idle  {:12} {:>6} conns  {:>7.1} MB  {:>6.2} KB/conn  {:>7.0} connects/s",
+                "idle  {:20} {:>6} conns  {:>7.1} MB  {:>6.2} KB/conn  {:>7.0} connects/s",
                 row.peer, n, row.rss_mb, row.kb_per_conn, row.connects_per_s
             );
             rows.push(row);
@@ -194,7 +195,7 @@ pub(crate) async fn fanout(ctx: &Ctx, kinds: &[Kind], ns: &[usize]) -> Result<Ve
                 let count = ((rate * ctx.step_s).round() as u64).max(3);
                 let row = fan_step(&server, &sink, n, target, rate, count).await;
                 eprintln!(
-                    "fan   {:12} {:>6} subs  {:>7.0}/s → {:>7.0}/s  p50 {:>7.1}  p99 {:>7.1}  p99.9 {:>7.1} ms  lost {}  srv {:>3.0}% {:>5.2} µs/dlv  tool {:>3.0}%",
+                    "fan   {:20} {:>6} subs  {:>7.0}/s → {:>7.0}/s  p50 {:>7.1}  p99 {:>7.1}  p99.9 {:>7.1} ms  lost {}  srv {:>3.0}% {:>5.2} µs/dlv  tool {:>3.0}%",
                     row.peer,
                     n,
                     target,

@@ -3,8 +3,8 @@
 //! They are hand-written on purpose. One load-tool core must absorb every delivery of every peer, and a
 //! general-purpose client (tokio-tungstenite) costs about twice the CPU per received frame (see
 //! `../shared/PERF-NOTES.md`), which would make the instrument the bottleneck sooner. They implement only what the
-//! benchmark needs: the upgrade handshake, unmasked server frames (text, ping → pong, close), and HTTP requests
-//! with `Content-Length` or chunked answers.
+//! benchmark needs: the upgrade handshake, unmasked server frames (text, ping → pong, close), masked text frames
+//! for the protocols' handshakes and keep-alives, and HTTP requests with `Content-Length` or chunked answers.
 
 use std::time::Duration;
 
@@ -130,9 +130,10 @@ fn parse(b: &[u8]) -> Option<(u8, usize, usize)> {
     (b.len() >= at + len).then_some((op, at, at + len))
 }
 
-/// The timestamp a benchmark message carries: the digits after `BT`.
+/// The timestamp a benchmark message carries: the digits after `"BT` (the start of a JSON string, also inside a
+/// JSON string that holds JSON, as Pusher's `data` does: `\"BT…`), so that `BT` inside an id is not taken for it.
 pub(crate) fn stamp(payload: &[u8]) -> Option<u64> {
-    let i = memchr::memmem::find(payload, b"BT")? + 2;
+    let i = memchr::memmem::find(payload, b"\"BT")? + 3;
     let digits = payload[i..].iter().take_while(|c| c.is_ascii_digit());
     let mut n = 0u64;
     let mut any = false;
@@ -150,10 +151,12 @@ pub(crate) struct HttpConn {
     buf: Vec<u8>,
 }
 
-/// An HTTP answer: status and body.
+/// An HTTP answer: status, body, and whether the server closes the connection after it (`Connection: close`,
+/// as Sockudo's HTTP API answers every request).
 pub(crate) struct Answer {
     pub status: u16,
     pub body: Vec<u8>,
+    pub close: bool,
 }
 
 impl HttpConn {
@@ -199,6 +202,7 @@ impl HttpConn {
             .context("status line")?;
         let mut length = None;
         let mut chunked = false;
+        let mut close = false;
         for line in head.lines() {
             let Some((k, v)) = line.split_once(':') else {
                 continue;
@@ -207,6 +211,9 @@ impl HttpConn {
                 length = v.trim().parse::<usize>().ok();
             } else if k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked") {
                 chunked = true;
+            } else if k.eq_ignore_ascii_case("connection") && v.trim().eq_ignore_ascii_case("close")
+            {
+                close = true;
             }
         }
         let body = if chunked {
@@ -223,7 +230,11 @@ impl HttpConn {
             }
             self.buf[end..end + n].to_vec()
         };
-        Ok(Answer { status, body })
+        Ok(Answer {
+            status,
+            body,
+            close,
+        })
     }
 
     async fn fill(&mut self) -> Result<()> {
@@ -254,18 +265,18 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Waits until `GET /health` answers 200 on `port`.
-pub(crate) async fn wait_healthy(port: u16, within: Duration) -> Result<()> {
+/// Waits until `GET <path>` (the server's health check) answers 200 on `port`.
+pub(crate) async fn wait_healthy(port: u16, path: &str, within: Duration) -> Result<()> {
     let deadline = tokio::time::Instant::now() + within;
     loop {
         if let Ok(mut c) = HttpConn::connect(port).await
-            && let Ok(a) = c.request("GET", "/health", b"").await
+            && let Ok(a) = c.request("GET", path, b"").await
             && a.status == 200
         {
             return Ok(());
         }
         if tokio::time::Instant::now() > deadline {
-            bail!("nothing answered /health on port {port} within {within:?}");
+            bail!("nothing answered {path} on port {port} within {within:?}");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -277,11 +288,12 @@ mod tests {
 
     #[test]
     fn parses_frames_and_stamps() {
-        let mut f = vec![0x81, 5];
-        f.extend_from_slice(b"BT42x");
-        assert_eq!(parse(&f), Some((1, 2, 7)));
+        let mut f = vec![0x81, 6];
+        f.extend_from_slice(b"\"BT42x");
+        assert_eq!(parse(&f), Some((1, 2, 8)));
         assert_eq!(parse(&f[..4]), None);
         assert_eq!(stamp(&f[2..]), Some(42));
+        assert_eq!(stamp(br#"{"id":"01HBT9","m":"BT7"}"#), Some(7));
         let mut long = vec![0x81, 126, 0x01, 0x00];
         long.extend(std::iter::repeat_n(b'a', 256));
         assert_eq!(parse(&long), Some((1, 4, 260)));

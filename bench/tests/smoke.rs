@@ -68,3 +68,39 @@ fn every_scenario_runs_against_switchboard_and_loses_nothing() {
     let svg = std::fs::read_to_string(out.path().join("results/smoke-fanout.svg")).expect("plot");
     assert!(svg.starts_with("<svg") || svg.contains("<svg"));
 }
+
+#[test]
+fn fanout_runs_against_switchboard_over_socketio_and_pusher_and_loses_nothing() {
+    // The two protocol endpoints the peers are compared on (the peers themselves need bench/peers/install.sh).
+    let out = tempfile::tempdir().expect("temp dir");
+    let status = Command::new(env!("CARGO_BIN_EXE_switchboard-bench"))
+        .args([
+            "fanout",
+            "--peers",
+            "switchboard-socketio,switchboard-pusher",
+        ])
+        .args(["--label", "smoke", "--fan-n", "20", "--step-s", "0.3"])
+        .args(["--max-rate", "1000"])
+        .arg("--switchboard")
+        .arg(switchboard())
+        .arg("--out")
+        .arg(out.path())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("run switchboard-bench");
+    assert!(status.success(), "switchboard-bench failed: {status}");
+
+    let json: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(out.path().join("results/smoke.json")).expect("results json"),
+    )
+    .expect("valid json");
+    let fan = json["fanout"].as_array().cloned().unwrap_or_default();
+    for peer in ["switchboard-socketio", "switchboard-pusher"] {
+        let rows: Vec<_> = fan.iter().filter(|r| r["peer"] == peer).collect();
+        assert!(!rows.is_empty(), "no fan-out rows for {peer}: {json}");
+        for r in rows {
+            assert_eq!(r["lost"], 0, "{peer} lost deliveries: {r}");
+            assert!(r["delivered_per_s"].as_f64().unwrap_or(0.0) > 0.0, "{r}");
+        }
+    }
+}
