@@ -44,7 +44,7 @@ const SOCKET_BUFFER: usize = 256;
 /// How often a socket whose buffer is full is checked for room.
 const DRAIN_POLL: std::time::Duration = std::time::Duration::from_millis(2);
 /// Bytes read from a socket per read call: client messages are small, and a bigger one grows the buffer.
-const READ_BUFFER: usize = 4096;
+const READ_BUFFER: usize = 512;
 
 /// What a client may put in `auth`.
 #[derive(Debug, Default, Deserialize)]
