@@ -17,6 +17,7 @@ fn node_clients() {
         "pusher",
         "@modelcontextprotocol/sdk",
     ];
+    // non-empty: the list is written just above
     assert!(
         packages
             .iter()

@@ -309,6 +309,7 @@ mod tests {
         ] {
             let w = to_wire(c);
             assert!(!w.contains(':'), "{w}");
+            // non-empty: every name in the list is at least one character, and so is its spelling
             assert!(
                 w.chars()
                     .all(|ch| ch.is_ascii_alphanumeric() || "_-=@,.;".contains(ch)),

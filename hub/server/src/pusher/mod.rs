@@ -83,25 +83,27 @@ pub async fn connect(
         .max_frame_size(HARD_FRAME_LIMIT)
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(16 * 1024);
-    let refuse = |code: u16, message: &'static str| ws_refusal(code, message);
     if !state.hub.pusher().key_matches(&key) {
         return Ok(refuse(
+            ws,
             CLOSE_NO_APP,
             "App key not known to this hub; see GET /api/pusher/config",
-        )(ws));
+        ));
     }
     let protocol = q.get("protocol").and_then(|p| p.parse::<u32>().ok());
     if !protocol.is_some_and(|p| (5..=7).contains(&p)) {
         return Ok(refuse(
+            ws,
             CLOSE_PROTOCOL,
             "Unsupported protocol version; this hub speaks 7",
-        )(ws));
+        ));
     }
     let Some(Extension(principal)) = principal else {
         return Ok(refuse(
+            ws,
             CLOSE_UNAUTHORIZED,
             "This hub requires a token, which a Pusher connection cannot present",
-        )(ws));
+        ));
     };
     let caller = state.hub.caller(principal, Source::Pusher);
     let info = ClientInfo {
@@ -119,7 +121,7 @@ pub async fn connect(
     }) {
         Ok(s) => s,
         Err(e) if e.kind() == ErrorKind::Unavailable => {
-            return Ok(refuse(CLOSE_OVER_CAPACITY, "Over capacity")(ws));
+            return Ok(refuse(ws, CLOSE_OVER_CAPACITY, "Over capacity"));
         }
         Err(e) => return Err(e.into()),
     };
@@ -128,8 +130,8 @@ pub async fn connect(
 }
 
 /// Accepts the upgrade only to say why the connection cannot stay: `pusher:error`, then a close with `code`.
-fn ws_refusal(code: u16, message: &'static str) -> impl FnOnce(WebSocketUpgrade) -> Response {
-    move |ws| {
+fn refuse(ws: WebSocketUpgrade, code: u16, message: &'static str) -> Response {
+    {
         ws.on_upgrade(move |mut socket: WebSocket| async move {
             let _ = socket
                 .send(Message::Text(
