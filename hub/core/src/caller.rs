@@ -469,14 +469,7 @@ impl Caller {
                 }
             },
         };
-        let user = serde_json::from_str::<Value>(&data)
-            .ok()
-            .and_then(|v| match v.get("id") {
-                Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
-                Some(Value::Number(n)) => Some(n.to_string()),
-                _ => None,
-            })
-            .ok_or_else(|| Error::invalid("user_data", "must be a JSON object with an id"))?;
+        let user = crate::presence::user_of(&data)?;
         if matches!(self.principal, Principal::Anonymous) {
             return Err(Error::forbidden(
                 "signing in as a user needs the hub token or a JWT naming that user",

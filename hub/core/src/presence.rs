@@ -142,6 +142,21 @@ impl Presence {
     }
 }
 
+/// The user a Pusher `user_data` names: its `id`, a non-empty string or a number.
+///
+/// # Errors
+/// 422 naming `user_data` otherwise.
+pub(crate) fn user_of(user_data: &str) -> crate::Result<String> {
+    serde_json::from_str::<Value>(user_data)
+        .ok()
+        .and_then(|v| match v.get("id") {
+            Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        })
+        .ok_or_else(|| crate::Error::invalid("user_data", "must be a JSON object with an id"))
+}
+
 fn release(g: &mut Inner, channel: &str, user: String) -> Option<String> {
     let members = g.channels.get_mut(channel)?;
     let m = members.get_mut(&user)?;

@@ -361,14 +361,7 @@ impl SessionHandle {
                 "invalid sign-in signature for this connection",
             ));
         }
-        let user = serde_json::from_str::<Value>(user_data)
-            .ok()
-            .and_then(|v| match v.get("id") {
-                Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
-                Some(Value::Number(n)) => Some(n.to_string()),
-                _ => None,
-            })
-            .ok_or_else(|| Error::invalid("user_data", "must be a JSON object with an id"))?;
+        let user = crate::presence::user_of(user_data)?;
         hub.presence().sign_in(self.conn.key, &user);
         Ok(user)
     }

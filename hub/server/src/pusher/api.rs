@@ -9,14 +9,15 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, Method, Uri, header};
+use axum::extract::{FromRequest, Path, Request, State};
+use axum::http::{HeaderMap, header};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use switchboard_core::limits::MAX_BODY_BYTES;
 use switchboard_core::{Caller, Error, Source};
 
 use super::{hub_channel, new_event, wire_channel};
-use crate::error::{ApiResult, Rest, parse_json};
+use crate::error::{ApiError, ApiResult, Rest, parse_json};
 use crate::state::AppState;
 
 /// Most channels one `/events` request may name, as Pusher allows.
@@ -24,25 +25,39 @@ const MAX_CHANNELS_PER_EVENT: usize = 100;
 /// Most events one `/batch_events` request may carry, as Pusher allows.
 const MAX_BATCH: usize = 10;
 
-type RawQuery = Query<Vec<(String, String)>>;
+/// A signed HTTP API request: the caller its signature stands for (checked in the core), its query and body.
+pub struct Signed {
+    caller: Caller,
+    query: Vec<(String, String)>,
+    body: Bytes,
+}
 
-/// Checks the app id and the request's signature; the caller it stands for.
-fn signed(
-    state: &AppState,
-    app_id: &str,
-    method: &Method,
-    uri: &Uri,
-    q: &[(String, String)],
-    body: &[u8],
-) -> Result<Caller, Error> {
-    if app_id != state.hub.pusher().app_id() {
-        return Err(Error::not_found(format!(
-            "no Pusher app {app_id:?} on this hub"
-        )));
+impl FromRequest<AppState> for Signed {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let (parts, body) = req.into_parts();
+        // `/apps/{app_id}/…`
+        let app_id = parts.uri.path().split('/').nth(2).unwrap_or("");
+        if app_id != state.hub.pusher().app_id() {
+            return Err(Error::not_found(format!("no Pusher app {app_id:?} on this hub")).into());
+        }
+        let query: Vec<(String, String)> =
+            serde_urlencoded::from_str(parts.uri.query().unwrap_or(""))
+                .map_err(|e| Error::bad_request("bad_query", format!("{e}")))?;
+        let body = axum::body::to_bytes(body, MAX_BODY_BYTES)
+            .await
+            .map_err(|_| Error::body_too_large())?;
+        let caller =
+            state
+                .hub
+                .pusher_api_caller(parts.method.as_str(), parts.uri.path(), &query, &body)?;
+        Ok(Signed {
+            caller,
+            query,
+            body,
+        })
     }
-    state
-        .hub
-        .pusher_api_caller(method.as_str(), uri.path(), q, body)
 }
 
 /// One event to trigger: `channels` (or `channel`), `name`, `data` (a string), `socket_id` to leave out.
@@ -123,17 +138,9 @@ fn channel_info(caller: &Caller, name: &str, info: &str) -> Result<Value, Error>
 }
 
 /// `POST /apps/{app_id}/events`.
-pub async fn events(
-    State(state): State<AppState>,
-    Path(app_id): Path<String>,
-    method: Method,
-    uri: Uri,
-    Query(q): RawQuery,
-    body: Bytes,
-) -> ApiResult<Json<Value>> {
-    let caller = signed(&state, &app_id, &method, &uri, &q, &body)?;
-    let t: Trigger = parse_json(&body)?;
-    Ok(Json(trigger(&caller, t).await?))
+pub async fn events(s: Signed) -> ApiResult<Json<Value>> {
+    let t: Trigger = parse_json(&s.body)?;
+    Ok(Json(trigger(&s.caller, t).await?))
 }
 
 #[derive(Deserialize)]
@@ -142,16 +149,9 @@ struct Batch {
 }
 
 /// `POST /apps/{app_id}/batch_events`.
-pub async fn batch_events(
-    State(state): State<AppState>,
-    Path(app_id): Path<String>,
-    method: Method,
-    uri: Uri,
-    Query(q): RawQuery,
-    body: Bytes,
-) -> ApiResult<Json<Value>> {
-    let caller = signed(&state, &app_id, &method, &uri, &q, &body)?;
-    let b: Batch = parse_json(&body)?;
+pub async fn batch_events(s: Signed) -> ApiResult<Json<Value>> {
+    let caller = s.caller;
+    let b: Batch = parse_json(&s.body)?;
     if b.batch.len() > MAX_BATCH {
         return Err(Error::invalid(
             "batch",
@@ -182,14 +182,8 @@ fn get<'a>(q: &'a [(String, String)], k: &str) -> Option<&'a str> {
 }
 
 /// `GET /apps/{app_id}/channels?filter_by_prefix=&info=user_count`: the occupied channels.
-pub async fn channels(
-    State(state): State<AppState>,
-    Path(app_id): Path<String>,
-    method: Method,
-    uri: Uri,
-    Query(q): RawQuery,
-) -> ApiResult<Json<Value>> {
-    let caller = signed(&state, &app_id, &method, &uri, &q, &[])?;
+pub async fn channels(s: Signed) -> ApiResult<Json<Value>> {
+    let (caller, q) = (s.caller, s.query);
     let prefix = get(&q, "filter_by_prefix").unwrap_or("");
     let info = get(&q, "info").unwrap_or("");
     if info.split(',').any(|f| f.trim() == "user_count") && !prefix.starts_with("presence-") {
@@ -207,14 +201,8 @@ pub async fn channels(
 }
 
 /// `GET /apps/{app_id}/channels/{name}?info=subscription_count,user_count`.
-pub async fn channel(
-    State(state): State<AppState>,
-    Path((app_id, name)): Path<(String, String)>,
-    method: Method,
-    uri: Uri,
-    Query(q): RawQuery,
-) -> ApiResult<Json<Value>> {
-    let caller = signed(&state, &app_id, &method, &uri, &q, &[])?;
+pub async fn channel(Path((_, name)): Path<(String, String)>, s: Signed) -> ApiResult<Json<Value>> {
+    let (caller, q) = (s.caller, s.query);
     let hub_name = hub_channel("name", &name)?;
     let snap = caller.channel(&hub_name)?;
     let mut v = channel_info(&caller, &hub_name, get(&q, "info").unwrap_or(""))?;
@@ -224,13 +212,10 @@ pub async fn channel(
 
 /// `GET /apps/{app_id}/channels/{name}/users`: a presence channel's members.
 pub async fn channel_users(
-    State(state): State<AppState>,
-    Path((app_id, name)): Path<(String, String)>,
-    method: Method,
-    uri: Uri,
-    Query(q): RawQuery,
+    Path((_, name)): Path<(String, String)>,
+    s: Signed,
 ) -> ApiResult<Json<Value>> {
-    let caller = signed(&state, &app_id, &method, &uri, &q, &[])?;
+    let caller = s.caller;
     let hub_name = hub_channel("name", &name)?;
     if !hub_name.starts_with("presence-") {
         return Err(Error::invalid("name", "only presence channels have users").into());
@@ -247,15 +232,10 @@ pub async fn channel_users(
 
 /// `POST /apps/{app_id}/users/{user_id}/terminate_connections`.
 pub async fn terminate_connections(
-    State(state): State<AppState>,
-    Path((app_id, user)): Path<(String, String)>,
-    method: Method,
-    uri: Uri,
-    Query(q): RawQuery,
-    body: Bytes,
+    Path((_, user)): Path<(String, String)>,
+    s: Signed,
 ) -> ApiResult<Json<Value>> {
-    let caller = signed(&state, &app_id, &method, &uri, &q, &body)?;
-    caller.terminate_user(&user)?;
+    s.caller.terminate_user(&user)?;
     Ok(Json(json!({})))
 }
 

@@ -32,7 +32,7 @@ use switchboard_core::{
 use crate::connect::origin;
 use crate::error::ApiResult;
 use crate::state::AppState;
-use crate::ws::{Closing, HARD_FRAME_LIMIT, READ_BUFFER, Reply, Wire, run};
+use crate::ws::{Closing, Reply, Wire, run};
 
 /// Seconds of silence after which pusher-js pings (sent in `connection_established`).
 pub const ACTIVITY_TIMEOUT_S: u64 = 30;
@@ -72,17 +72,7 @@ pub async fn connect(
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
-    let ws = ws.map_err(|r| {
-        Error::bad_request(
-            "not_websocket",
-            format!("this endpoint takes a WebSocket upgrade: {}", r.body_text()),
-        )
-    })?;
-    let ws = ws
-        .max_message_size(HARD_FRAME_LIMIT)
-        .max_frame_size(HARD_FRAME_LIMIT)
-        .read_buffer_size(READ_BUFFER)
-        .write_buffer_size(16 * 1024);
+    let ws = crate::ws::configure(ws)?;
     if !state.hub.pusher().key_matches(&key) {
         return Ok(refuse(
             ws,

@@ -101,11 +101,11 @@ impl Wire for Native {
 
 /// Largest frame the socket reads at all: past it the connection is closed with 1009. Frames between
 /// [`MAX_BODY_BYTES`] and this get an error frame instead, and the connection stays open.
-pub(crate) const HARD_FRAME_LIMIT: usize = 4 * MAX_BODY_BYTES;
+const HARD_FRAME_LIMIT: usize = 4 * MAX_BODY_BYTES;
 /// Close code for a frame past [`HARD_FRAME_LIMIT`].
 const CLOSE_TOO_BIG: u16 = 1009;
 /// Bytes read from the socket per read call.
-pub(crate) const READ_BUFFER: usize = 512;
+const READ_BUFFER: usize = 512;
 
 fn valid_client_id(id: &str) -> bool {
     (1..=64).contains(&id.len())
@@ -145,12 +145,7 @@ fn upgrade(
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     client_id: Option<String>,
 ) -> ApiResult<Response> {
-    let ws = ws.map_err(|r| {
-        Error::bad_request(
-            "not_websocket",
-            format!("this endpoint takes a WebSocket upgrade: {}", r.body_text()),
-        )
-    })?;
+    let ws = configure(ws)?;
     if let Some(id) = &client_id
         && !valid_client_id(id)
     {
@@ -175,14 +170,30 @@ fn upgrade(
         Some(subscribed_ack(("channel", json!(p.to_string())), s))
     })?;
     let tracker = state.tasks.clone();
+    Ok(ws.on_upgrade(move |socket| tracker.track_future(run(state, session, socket, Native))))
+}
+
+/// The upgrade, or a 400 for a request that is not one, with the frame limits and buffer sizes every hub
+/// WebSocket uses.
+///
+/// # Errors
+/// 400 `not_websocket`.
+pub(crate) fn configure(
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<WebSocketUpgrade, Error> {
+    let ws = ws.map_err(|r| {
+        Error::bad_request(
+            "not_websocket",
+            format!("this endpoint takes a WebSocket upgrade: {}", r.body_text()),
+        )
+    })?;
     Ok(ws
         .max_message_size(HARD_FRAME_LIMIT)
         .max_frame_size(HARD_FRAME_LIMIT)
         // Small buffers: tungstenite zero-fills its whole read buffer before each read (128 KiB by default, which
         // made every idle connection cost 140 KB). Client frames are small; a big one grows the buffer itself.
         .read_buffer_size(READ_BUFFER)
-        .write_buffer_size(16 * 1024)
-        .on_upgrade(move |socket| tracker.track_future(run(state, session, socket, Native))))
+        .write_buffer_size(16 * 1024))
 }
 
 /// How a connection's loop ended.
