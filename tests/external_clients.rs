@@ -1,6 +1,7 @@
 //! Clients not written in Rust against the real binary: Node's `ws`, `eventsource`, `socket.io-client`,
 //! `pusher-js`, the `pusher` server SDK and the MCP TypeScript SDK (tests/js), and the Python `mcp` SDK
-//! (tests/py). The test command installs them; these tests run them with the binary's path.
+//! (tests/py); and the hub's own JS client package (clients/js: its node:test suite, type check and build check).
+//! The test command installs them; these tests run them with the binary's path.
 
 mod common;
 
@@ -40,6 +41,28 @@ fn node_clients() {
     );
     println!("{text}");
     assert!(out.status.success(), "node tests failed:\n{text}");
+}
+
+#[test]
+fn the_js_client_package() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../clients/js");
+    assert!(
+        dir.join("node_modules/typescript").is_dir(),
+        "clients/js packages missing: run the test command (scripts/test.sh), or `npm ci --prefix clients/js`"
+    );
+    let out = Command::new("timeout")
+        .args(["300", "node", "--test", "--test-reporter=spec"])
+        .current_dir(&dir)
+        .env("SWITCHBOARD_BIN", common::BIN)
+        .output()
+        .expect("node");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{text}");
+    assert!(out.status.success(), "clients/js tests failed:\n{text}");
 }
 
 #[test]

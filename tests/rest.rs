@@ -567,3 +567,33 @@ async fn answers_to_unknown_questions_are_refused() {
     let (s, b) = call(c.get(format!("{}/ws", hub.url))).await;
     assert_eq!((s, error_code(&b).as_str()), (400, "not_websocket"));
 }
+
+#[tokio::test]
+async fn the_hub_serves_the_js_clients_build_at_client_js() {
+    let hub = TestHub::start(&[]);
+    let res = http()
+        .get(format!("{}/client.js", hub.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    let served = res.text().await.unwrap();
+    let built = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../clients/js/dist/client.js"),
+    )
+    .unwrap();
+    assert!(
+        served.contains("export function connect"),
+        "the client's ESM build"
+    );
+    assert_eq!(
+        served, built,
+        "/client.js is clients/js/dist/client.js byte for byte"
+    );
+}

@@ -1,5 +1,6 @@
 //! The window's files (`ui/`), embedded in the binary and served at `/`, so a browser gets the same UI as the
-//! desktop app. They hold no secrets and are served without a token; the page reads `?token=` from its URL.
+//! desktop app, and the webapp client (`clients/js`, its single-file build) at `/client.js`. They hold no secrets
+//! and are served without a token; the page reads `?token=` from its URL.
 
 use axum::Router;
 use axum::http::header;
@@ -9,9 +10,11 @@ use axum::routing::get;
 const INDEX: &str = include_str!("../../../ui/index.html");
 const APP_JS: &str = include_str!("../../../ui/app.js");
 const STYLE: &str = include_str!("../../../ui/style.css");
+/// `clients/js/dist/client.js`, as `npm run build` in `clients/js` makes it (a test checks they are the same).
+const CLIENT_JS: &str = include_str!("../../../clients/js/dist/client.js");
 
 /// Paths the guard lets through without credentials.
-pub const PUBLIC_PATHS: &[&str] = &["/", "/index.html", "/app.js", "/style.css"];
+pub const PUBLIC_PATHS: &[&str] = &["/", "/index.html", "/app.js", "/style.css", "/client.js"];
 
 fn file(content_type: &'static str, body: &'static str) -> impl IntoResponse {
     (
@@ -40,5 +43,9 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route(
             "/style.css",
             get(|| async { file("text/css; charset=utf-8", STYLE) }),
+        )
+        .route(
+            "/client.js",
+            get(|| async { file("text/javascript; charset=utf-8", CLIENT_JS) }),
         )
 }

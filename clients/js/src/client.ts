@@ -1,0 +1,644 @@
+// switchboard-client: the webapp client for a Switchboard hub (SPEC §12; the wire is docs/protocol.md).
+// connect() follows channels over WebSocket /ws: it reconnects with exponential back-off and full jitter, resumes
+// from the last seq and epoch without gap or duplicate, and says when it cannot (resync). sendDevWebhook() and
+// subscribeToBackendEvents() keep the old dev-webhook helpers' names and signatures. No imports and no runtime
+// dependencies: `tsc` compiles this one file to dist/client.js (served by the hub at /client.js) and dist/client.d.ts.
+
+/** What a UI shows: `connecting` (a socket is opening), `live` (the hub greeted it), `offline` (waiting to
+ * retry), `closed` (after `.close()`; final). */
+export type ConnectionState = 'connecting' | 'live' | 'offline' | 'closed';
+
+/** An event as the hub logs and sends it (the envelope). */
+export interface SwitchboardEvent<T = unknown> {
+  /** Position in the hub's log: strictly increasing, never reused. */
+  seq: number;
+  id: string;
+  channel: string;
+  event: string;
+  data: T;
+  /** `rest`, `mcp`, `ws`, `socketio`, `pusher`, `webhook`, `watcher` or `system`. */
+  source: string;
+  /** RFC 3339 UTC. */
+  ts: string;
+  /** For an event re-published by `POST /api/events/{seq}/replay`: the seq it copies. */
+  replay_of?: number;
+}
+
+/** Why the client could not resume, and where it goes on from. The app should refetch its state over HTTP. */
+export interface ResyncInfo {
+  /** `epoch`: the hub's log is another one (a new data dir, or a log behind `since`); `pruned`: events after
+   * `since` are no longer kept (retention). */
+  reason: 'epoch' | 'pruned';
+  epoch: string;
+  previousEpoch: string | null;
+  /** The new `lastSeq`: live events from here on. */
+  lastSeq: number;
+  previousLastSeq: number | null;
+}
+
+/** A scheduled reconnect: `attempt` counts from 0 since the last successful connection; `delay` is in ms. */
+export interface ReconnectInfo {
+  attempt: number;
+  delay: number;
+  /** The close code of the socket that went away (1006 when it just died, 1001 hub shutdown, 4008 slow consumer). */
+  code?: number;
+}
+
+/** The ack of a publish: the event's seq once it is committed. */
+export interface PublishAck {
+  seq: number;
+}
+
+/** The least a WebSocket implementation must offer: the browser's, Node 22's and Deno's globals, or `ws`. */
+export interface WebSocketLike {
+  onopen: ((ev: any) => any) | null;
+  onmessage: ((ev: any) => any) | null;
+  onclose: ((ev: any) => any) | null;
+  onerror: ((ev: any) => any) | null;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+}
+
+/** A WebSocket constructor, e.g. `import WebSocket from 'ws'` on Node 20. */
+export type WebSocketConstructor = new (url: string) => WebSocketLike;
+
+/** The least an EventSource implementation must offer (only `subscribeToBackendEvents` uses one). */
+export interface EventSourceLike {
+  onmessage: ((ev: any) => any) | null;
+  close(): void;
+}
+
+/** An EventSource constructor. */
+export type EventSourceConstructor = new (url: string) => EventSourceLike;
+
+export interface ConnectOptions {
+  /** The hub: `http(s)://host:port` or `ws(s)://host:port[/ws]`. Default: `configure()`'s, else http://127.0.0.1:4747. */
+  url?: string;
+  /** The hub token or a JWT signed with it (sent as `?token=`). Default: `configure()`'s. */
+  token?: string;
+  /** Channel names or prefix patterns ending in `*` (`agent:*`). Every connection is also in `global`. */
+  channels?: string[];
+  /** Resume after this seq (e.g. one the app stored); without it the client starts live. */
+  since?: number;
+  /** The epoch `since` belongs to; a different one on the hub means the log was reset (resync). */
+  epoch?: string;
+  /** The WebSocket constructor. Default: `configure()`'s, else the global one (none on Node 20: use `ws`). */
+  WebSocket?: WebSocketConstructor;
+  /** Called when the hub cannot resume (`recovered: false`): refetch over HTTP. Same as `.on('resync', fn)`. */
+  onResync?: (info: ResyncInfo) => void;
+  /** Reconnect delay: random(0, min(cap, base·2^attempt)) ms. Defaults: base 500, cap 30 000. */
+  backoff?: { base?: number; cap?: number };
+  /** The random source of the jitter, in [0, 1). Default `Math.random`. */
+  random?: () => number;
+}
+
+/** The names `.on()` keeps for the client's own events. */
+export type LifecycleName = 'state' | 'resync' | 'reconnect' | 'error';
+
+/** A connection to the hub that survives hub restarts, network loss and slow-consumer cut-offs until `.close()`. */
+export interface Connection {
+  /** Connection state changes. Returns an unsubscribe function (as every `.on` does). */
+  on(name: 'state', fn: (state: ConnectionState) => void): () => void;
+  /** The hub could not resume; refetch. */
+  on(name: 'resync', fn: (info: ResyncInfo) => void): () => void;
+  /** A reconnect was scheduled. */
+  on(name: 'reconnect', fn: (info: ReconnectInfo) => void): () => void;
+  /** A socket error, or an error frame that answers no request of this client. */
+  on(name: 'error', fn: (error: unknown) => void): () => void;
+  /** Every hub event (`'*'`), or the events with this name. Hub events named `state`, `resync`, `reconnect` or
+   * `error` reach only `'*'`. */
+  on<T = unknown, N extends string = string>(
+    name: N & (N extends LifecycleName ? never : unknown),
+    fn: (event: SwitchboardEvent<T>) => void,
+  ): () => void;
+  /** Follows a channel or pattern, now and on every reconnect; resolves when the hub acknowledges it. */
+  subscribe(pattern: string): Promise<void>;
+  /** Stops following it. */
+  unsubscribe(pattern: string): Promise<void>;
+  /** Publishes; resolves with the seq once committed, rejects with the hub's error (`SwitchboardError`). Made
+   * while not live, it waits for the next connection; in flight when the socket drops, it rejects with
+   * `disconnected` (it may or may not have been committed). */
+  publish<T = unknown>(channel: string, event: string, data?: T): Promise<PublishAck>;
+  /** Closes for good: no more reconnects; what waits is rejected with `closed`. */
+  close(): void;
+  /** The log position this client is caught up to (`since` on the next reconnect); null until known. */
+  readonly lastSeq: number | null;
+  /** The hub log's epoch; null until the first connection, unless given. */
+  readonly epoch: string | null;
+  readonly state: ConnectionState;
+  /** The channels and patterns followed. */
+  readonly channels: string[];
+}
+
+/** Settings shared by `connect()` and the dev-webhook helpers. */
+export interface ConfigureOptions {
+  /** The hub's URL. Default http://127.0.0.1:4747. */
+  url?: string;
+  /** The hub token (or a JWT), sent as `Authorization: Bearer` or `?token=`. */
+  token?: string;
+  WebSocket?: WebSocketConstructor;
+  /** Used by `subscribeToBackendEvents` when given or global; else it reads the stream with `fetch`. */
+  EventSource?: EventSourceConstructor;
+}
+
+/** What `POST /api/dev/webhook` answers. */
+export interface DevWebhookResult {
+  success: boolean;
+  message: string;
+}
+
+/** One message of `GET /api/dev/events`. */
+export interface BackendEvent<T = unknown> {
+  type: string;
+  data: T;
+  timestamp: string;
+}
+
+/** An error from the hub (`code` as in docs/protocol.md) or from this client: `disconnected`, `closed`,
+ * `invalid_field` (a bad pattern), `payload_too_large`, `no_websocket`. */
+export class SwitchboardError extends Error {
+  code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = 'SwitchboardError';
+    this.code = code;
+  }
+}
+
+const DEFAULT_URL = 'http://127.0.0.1:4747';
+const RESERVED = ['state', 'resync', 'reconnect', 'error'];
+const PATTERN = /^[\w\-=@,.;:]{1,164}$|^[\w\-=@,.;:]{0,163}\*$/;
+const g: any = globalThis;
+const noop = () => {};
+
+let settings: ConfigureOptions = {};
+
+/** Sets the hub URL, token and implementations for everything in this module. */
+export function configure(options: ConfigureOptions): void {
+  settings = { ...settings, ...options };
+}
+
+/** `url` as the WebSocket endpoint, or with `/ws…` taken off and `path` put on for HTTP. */
+function endpoint(url: string, path?: string): URL {
+  const u = new URL(url);
+  const ws = path == null;
+  u.protocol = u.protocol.replace(ws ? /^http/ : /^ws/, ws ? 'ws' : 'http');
+  const p = u.pathname.replace(/\/$/, '');
+  u.pathname = ws ? (/\/ws(\/[^/]+)?$/.test(p) ? p : p + '/ws') : p.replace(/\/ws(\/[^/]+)?$/, '') + path;
+  return u;
+}
+
+const fail = (code: string, message: string) => new SwitchboardError(code, message);
+
+/** Connects to the hub's WebSocket `/ws` and keeps it connected until `.close()`. */
+export function connect(options: ConnectOptions = {}): Connection {
+  const o = options;
+  const WS: WebSocketConstructor | undefined = o.WebSocket || settings.WebSocket || g.WebSocket;
+  if (!WS) throw fail('no_websocket', 'no global WebSocket: pass connect({WebSocket}) (Node 20: `import WebSocket from "ws"`)');
+  const base = endpoint(o.url || settings.url || DEFAULT_URL);
+  const token = o.token ?? settings.token;
+  const random = o.random || Math.random;
+  const b = o.backoff || {};
+  const delayBase = b.base ?? 500;
+  const cap = b.cap ?? 30000;
+
+  const handlers = new Map<string, Set<(arg: any) => void>>();
+  /** Patterns wanted, in order. */
+  const subs = new Set<string>();
+  /** Patterns the current socket holds or has asked for. */
+  let held = new Set<string>();
+  /** Requests awaiting the hub's answer, by frame id. `sub` ones outlive a dropped socket. */
+  const pending = new Map<number, { ok: (m: any) => void; no: (e: SwitchboardError) => void; sub?: 1 }>();
+  /** Publishes made while not live. */
+  let outbox: [number, string, { ok: (m: any) => void; no: (e: SwitchboardError) => void }][] = [];
+  /** `subscribe()` promises by pattern. */
+  const waiters = new Map<string, [() => void, (e: SwitchboardError) => void][]>();
+
+  let state: ConnectionState = 'connecting';
+  let epoch = o.epoch ?? null;
+  let lastSeq = o.since ?? null;
+  /** Every event up to `safe` has been delivered: the `since` of the next connection. */
+  let safe = lastSeq;
+  /** Seqs above `safe` delivered while replays are running (they may come out of seq order across channels). */
+  const seen = new Set<number>();
+  let socket: WebSocketLike | null = null;
+  let ready = false;
+  let closed = false;
+  let attempt = 0;
+  let timer: any;
+  let watchdog: any;
+  let heard = false;
+  let misses = 0;
+  let id = 0;
+  /** The id of the ping that marks the end of this connection's replays, while they run. */
+  let barrier: number | null = null;
+  let sentSince: number | null = null;
+  let greetedSeq = 0;
+  let resynced = false;
+
+  for (const p of o.channels || []) subs.add(check(p));
+  if (o.onResync) on('resync', o.onResync);
+
+  function check(p: string): string {
+    if (!PATTERN.test(p)) throw fail('invalid_field', `channel: not a channel name or pattern: ${JSON.stringify(p)}`);
+    return p;
+  }
+
+  function on(name: string, fn: (arg: any) => void): () => void {
+    const set = handlers.get(name) || new Set();
+    handlers.set(name, set);
+    set.add(fn);
+    return () => void set.delete(fn);
+  }
+
+  function emit(name: string, arg: unknown) {
+    for (const fn of handlers.get(name) || []) {
+      try {
+        fn(arg);
+      } catch (e) {
+        // A handler's fault is the app's: report it as uncaught, but keep delivering.
+        queueMicrotask(() => {
+          throw e;
+        });
+      }
+    }
+  }
+
+  function setState(s: ConnectionState) {
+    if (s !== state) {
+      state = s;
+      emit('state', s);
+    }
+  }
+
+  function send(frame: object) {
+    socket?.send(JSON.stringify(frame));
+  }
+
+  function settle(p: string, e?: SwitchboardError) {
+    for (const [ok, no] of waiters.get(p) || []) e ? no(e) : ok();
+    waiters.delete(p);
+  }
+
+  function request(frame: any, entry: { ok: (m: any) => void; no: (e: SwitchboardError) => void; sub?: 1 }) {
+    frame.id = ++id;
+    pending.set(id, entry);
+    send(frame);
+  }
+
+  function subscribeFrame(p: string, resume: boolean) {
+    held.add(p);
+    const f: any = { type: 'subscribe', channel: p };
+    if (resume) {
+      f.since = sentSince;
+      f.epoch = epoch;
+    }
+    request(f, {
+      ok: () => settle(p),
+      no: (e) => {
+        subs.delete(p);
+        held.delete(p);
+        settle(p, e);
+      },
+      sub: 1,
+    });
+  }
+
+  function open() {
+    timer = undefined;
+    setState('connecting');
+    const u = new URL(base.href);
+    const plain = [...subs].filter((p) => !p.includes(','));
+    const q = u.searchParams;
+    if (plain.length) q.set('channels', plain.join(','));
+    sentSince = safe;
+    if (safe != null) q.set('since', String(safe));
+    if (epoch) q.set('epoch', epoch);
+    if (token) q.set('token', token);
+    held = new Set(plain);
+    ready = resynced = false;
+    barrier = null;
+    let ws: WebSocketLike;
+    try {
+      ws = new WS!(u.href);
+    } catch (e) {
+      emit('error', e);
+      return retry();
+    }
+    socket = ws;
+    ws.onmessage = (m) => {
+      heard = true;
+      receive(m.data);
+    };
+    ws.onclose = (c) => socket === ws && drop(c.code);
+    ws.onerror = (e) => socket === ws && emit('error', e);
+  }
+
+  function receive(raw: unknown) {
+    let m: any;
+    try {
+      m = JSON.parse(typeof raw === 'string' ? raw : new TextDecoder().decode(raw as ArrayBuffer));
+    } catch {
+      return;
+    }
+    const t = m.type;
+    if (t === 'event') return deliver(m);
+    if (t === 'connected') return greeted(m);
+    if (t === 'pong' && m.id === barrier && barrier != null) {
+      // Every replay of this connection is done: all up to here, and to the hub's position at connect, is in.
+      barrier = null;
+      safe = lastSeq = Math.max(lastSeq!, greetedSeq);
+      seen.clear();
+      return;
+    }
+    const r = pending.get(m.id);
+    if (t === 'ack') {
+      if (r) {
+        pending.delete(m.id);
+        r.ok(m);
+      }
+      if (m.channel != null) settle(m.channel);
+      if (m.recovered === false) pruned();
+    } else if (t === 'error') {
+      const e = fail(m.error?.code || 'internal', m.error?.message || '');
+      if (r) {
+        pending.delete(m.id);
+        r.no(e);
+      } else emit('error', e);
+    }
+  }
+
+  function greeted(m: any) {
+    attempt = 0;
+    ready = true;
+    greetedSeq = m.last_seq;
+    const before = epoch;
+    const previousLastSeq = lastSeq;
+    epoch = m.epoch;
+    if (safe == null) safe = lastSeq = greetedSeq;
+    // Another epoch, or a log behind our position: nothing we hold means anything here.
+    const reset = safe != null && ((before && before !== epoch) || safe > greetedSeq);
+    if (reset) {
+      resynced = true;
+      safe = lastSeq = greetedSeq;
+      seen.clear();
+    }
+    setState('live');
+    if (!ready) return; // a state handler closed it
+    watch(m.heartbeat_s);
+    for (const p of subs) if (!held.has(p)) subscribeFrame(p, p.includes(',') && sentSince != null && !reset);
+    for (const p of held)
+      if (!subs.has(p)) {
+        held.delete(p);
+        request({ type: 'unsubscribe', channel: p }, { ok: noop, no: noop });
+      }
+    if (sentSince != null) {
+      barrier = ++id;
+      send({ type: 'ping', id });
+    }
+    const queued = outbox;
+    outbox = [];
+    for (const [i, text, entry] of queued) {
+      pending.set(i, entry);
+      socket?.send(text);
+    }
+    if (reset) emit('resync', { reason: 'epoch', epoch, previousEpoch: before, lastSeq, previousLastSeq });
+  }
+
+  /** The hub answered `recovered: false` for a subscription of this connection: events after `since` are gone. */
+  function pruned() {
+    if (resynced) return;
+    resynced = true;
+    const previousLastSeq = lastSeq;
+    safe = Math.max(safe!, greetedSeq);
+    lastSeq = Math.max(lastSeq!, greetedSeq);
+    for (const s of seen) if (s <= safe) seen.delete(s);
+    emit('resync', { reason: 'pruned', epoch, previousEpoch: epoch, lastSeq, previousLastSeq });
+  }
+
+  function deliver(m: any) {
+    const { type, ...e } = m;
+    const s: number = e.seq;
+    if ((safe != null && s <= safe) || seen.has(s)) return;
+    if (barrier != null) seen.add(s);
+    else safe = s;
+    lastSeq = lastSeq == null ? s : Math.max(lastSeq, s);
+    if (!RESERVED.includes(e.event)) emit(e.event, e);
+    emit('*', e);
+  }
+
+  /** Pings every heartbeat; two silent heartbeats in a row mean the socket is dead even if it never said so. */
+  function watch(seconds: number) {
+    clearTimeout(watchdog);
+    heard = true;
+    misses = 0;
+    const tick = () => {
+      misses = heard ? 0 : misses + 1;
+      heard = false;
+      if (misses >= 2) {
+        const ws = socket!;
+        detach(ws);
+        return drop(4000);
+      }
+      send({ type: 'ping' });
+      watchdog = setTimeout(tick, Math.max(1, seconds || 25) * 1000);
+    };
+    watchdog = setTimeout(tick, Math.max(1, seconds || 25) * 1000);
+  }
+
+  function detach(ws: WebSocketLike) {
+    ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+    try {
+      ws.close(1000);
+    } catch {
+      // already closing
+    }
+  }
+
+  /** The socket is gone (any close code: 1001 shutdown, 4008 slow consumer, 1006 dead): reconnect. */
+  function drop(code?: number) {
+    socket = null;
+    ready = false;
+    barrier = null;
+    clearTimeout(watchdog);
+    const gone = fail('disconnected', 'the connection dropped before the hub answered');
+    for (const r of pending.values()) if (!r.sub) r.no(gone);
+    pending.clear();
+    retry(code);
+  }
+
+  function retry(code?: number) {
+    if (closed) return;
+    setState('offline');
+    const delay = random() * Math.min(cap, delayBase * 2 ** attempt);
+    emit('reconnect', { attempt, delay, code });
+    attempt++;
+    if (!closed) timer = setTimeout(open, delay); // unless a handler closed it
+  }
+
+  function handled<T>(p: Promise<T>): Promise<T> {
+    p.catch(noop);
+    return p;
+  }
+
+  open();
+
+  return {
+    on,
+    subscribe(p: string) {
+      return handled(
+        new Promise<void>((ok, no) => {
+          if (closed) return no(fail('closed', 'the connection is closed'));
+          check(p);
+          const list = waiters.get(p) || [];
+          waiters.set(p, list);
+          list.push([ok, no]);
+          if (!subs.has(p)) {
+            subs.add(p);
+            if (ready) subscribeFrame(p, false);
+          } else if (ready && held.has(p)) settle(p);
+        }),
+      );
+    },
+    unsubscribe(p: string) {
+      subs.delete(p);
+      settle(p, fail('closed', 'unsubscribed before the hub acknowledged it'));
+      return handled(
+        new Promise<void>((ok) => {
+          if (!ready || !held.has(p)) return ok();
+          held.delete(p);
+          request({ type: 'unsubscribe', channel: p }, { ok, no: () => ok() });
+        }),
+      );
+    },
+    publish(channel: string, event: string, data?: unknown) {
+      return new Promise<PublishAck>((ok, no) => {
+        if (closed) return no(fail('closed', 'the connection is closed'));
+        const i = ++id;
+        const text = JSON.stringify({ type: 'publish', id: i, channel, event, data });
+        if (text.length > 349525 && new TextEncoder().encode(text).length > 1 << 20)
+          return no(fail('payload_too_large', 'the frame is over the 1 MiB limit'));
+        const entry = { ok: (m: any) => ok({ seq: m.seq }), no };
+        if (ready) {
+          pending.set(i, entry);
+          socket!.send(text);
+        } else outbox.push([i, text, entry]);
+      });
+    },
+    close() {
+      if (closed) return;
+      closed = true;
+      clearTimeout(timer);
+      clearTimeout(watchdog);
+      if (socket) detach(socket);
+      socket = null;
+      ready = false;
+      const e = fail('closed', 'the connection is closed');
+      for (const r of pending.values()) r.no(e);
+      pending.clear();
+      for (const [, , r] of outbox) r.no(e);
+      outbox = [];
+      for (const p of [...waiters.keys()]) settle(p, e);
+      setState('closed');
+    },
+    get lastSeq() {
+      return lastSeq;
+    },
+    get epoch() {
+      return epoch;
+    },
+    get state() {
+      return state;
+    },
+    get channels() {
+      return [...subs];
+    },
+  } as Connection;
+}
+
+function headers(): Record<string, string> {
+  const h: Record<string, string> = { 'content-type': 'application/json' };
+  if (settings.token) h.authorization = `Bearer ${settings.token}`;
+  return h;
+}
+
+/** The old helper: publishes `eventType` with `data` on the `dev` channel (`POST /api/dev/webhook`). A refusal
+ * comes back as `{success: false, message}`; a hub that cannot be reached rejects. */
+export async function sendDevWebhook(eventType: string, data?: unknown): Promise<DevWebhookResult> {
+  const res = await fetch(endpoint(settings.url || DEFAULT_URL, '/api/dev/webhook').href, {
+    method: 'POST',
+    headers: headers(),
+    body: JSON.stringify({ event_type: eventType, data }),
+  });
+  const body = await res.json().catch(() => null);
+  return res.ok ? body : { success: false, message: body?.error?.message || `HTTP ${res.status}` };
+}
+
+/** The old helper: calls `callback` with `{type, data, timestamp}` for every event the hub sends on
+ * `GET /api/dev/events` (every channel), reconnecting by itself. Returns the function that stops it. */
+export function subscribeToBackendEvents<T = unknown>(callback: (event: BackendEvent<T>) => void): () => void {
+  const token = settings.token;
+  const u = endpoint(settings.url || DEFAULT_URL, '/api/dev/events');
+  const take = (text: string) => {
+    let m: any;
+    try {
+      m = JSON.parse(text);
+    } catch {
+      return;
+    }
+    if (m.type !== 'connected' || 'data' in m) callback(m);
+  };
+  const ES: EventSourceConstructor | undefined = settings.EventSource || g.EventSource;
+  if (ES) {
+    if (token) u.searchParams.set('token', token);
+    const es = new ES(u.href);
+    es.onmessage = (m) => take(m.data);
+    return () => es.close();
+  }
+  // No EventSource (Node 20): read the stream with fetch, and reconnect with Last-Event-ID as EventSource would.
+  let stopped = false;
+  let abort: AbortController | undefined;
+  let lastId = '';
+  let retryMs = 1000;
+  (async () => {
+    while (!stopped) {
+      try {
+        abort = new AbortController();
+        const h: Record<string, string> = { ...headers(), accept: 'text/event-stream' };
+        if (lastId) h['last-event-id'] = lastId;
+        const res = await fetch(u.href, { headers: h, signal: abort.signal });
+        if (!res.ok || !res.body) throw 0;
+        const reader = res.body.getReader();
+        const dec = new TextDecoder();
+        let buf = '';
+        let data: string[] = [];
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buf += dec.decode(value, { stream: true });
+          let nl;
+          while ((nl = buf.indexOf('\n')) >= 0) {
+            const line = buf.slice(0, nl).replace(/\r$/, '');
+            buf = buf.slice(nl + 1);
+            const c = line.indexOf(':');
+            const field = c < 0 ? line : line.slice(0, c);
+            const val = c < 0 ? '' : line.slice(c + 1).replace(/^ /, '');
+            if (!line) {
+              if (data.length && !stopped) take(data.join('\n'));
+              data = [];
+            } else if (field === 'data') data.push(val);
+            else if (field === 'id') lastId = val;
+            else if (field === 'retry' && +val >= 0) retryMs = +val;
+          }
+        }
+      } catch {
+        // dropped or refused: retry below
+      }
+      if (!stopped) await new Promise((r) => setTimeout(r, retryMs));
+    }
+  })();
+  return () => {
+    stopped = true;
+    abort?.abort();
+  };
+}
