@@ -5,11 +5,32 @@
 
 mod common;
 
+use std::path::Path;
 use std::process::Command;
+
+/// Runs `program args` in `dir` with the hub binary's path, under a 300 s `timeout` (a hung client fails the test
+/// instead of the whole CI run); prints its output and fails the test with it unless it exits 0.
+fn run(dir: &Path, program: &str, args: &[&str], what: &str) {
+    let out = Command::new("timeout")
+        .arg("300")
+        .arg(program)
+        .args(args)
+        .current_dir(dir)
+        .env("SWITCHBOARD_BIN", common::BIN)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{text}");
+    assert!(out.status.success(), "{what} failed:\n{text}");
+}
 
 #[test]
 fn node_clients() {
-    let js = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/js");
+    let js = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/js");
     let packages = [
         "ws",
         "eventsource",
@@ -25,70 +46,41 @@ fn node_clients() {
             .all(|p| js.join("node_modules").join(p).is_dir()),
         "Node packages missing: run the test command (scripts/test.sh), or `npm ci --prefix tests/js`"
     );
-    // coreutils `timeout`: a hung client fails the test instead of the whole CI run.
-    let out = Command::new("timeout")
-        .args(["300", "node"])
-        .arg("--test")
-        .arg("--test-reporter=spec")
-        .current_dir(&js)
-        .env("SWITCHBOARD_BIN", common::BIN)
-        .output()
-        .expect("node");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    run(
+        &js,
+        "node",
+        &["--test", "--test-reporter=spec"],
+        "the Node client tests",
     );
-    println!("{text}");
-    assert!(out.status.success(), "node tests failed:\n{text}");
 }
 
 #[test]
 fn the_js_client_package() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../clients/js");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../clients/js");
     assert!(
         dir.join("node_modules/typescript").is_dir(),
         "clients/js packages missing: run the test command (scripts/test.sh), or `npm ci --prefix clients/js`"
     );
-    let out = Command::new("timeout")
-        .args(["300", "node", "--test", "--test-reporter=spec"])
-        .current_dir(&dir)
-        .env("SWITCHBOARD_BIN", common::BIN)
-        .output()
-        .expect("node");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    run(
+        &dir,
+        "node",
+        &["--test", "--test-reporter=spec"],
+        "the clients/js tests",
     );
-    println!("{text}");
-    assert!(out.status.success(), "clients/js tests failed:\n{text}");
 }
 
 #[test]
 fn python_mcp_sdk_over_stdio_and_http() {
-    let py = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/py");
+    let py = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/py");
     let python = py.join(".venv/bin/python");
     assert!(
         python.is_file(),
         "Python venv missing: run the test command (scripts/test.sh)"
     );
-    let out = Command::new("timeout")
-        .arg("300")
-        .arg(&python)
-        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "."])
-        .current_dir(&py)
-        .env("SWITCHBOARD_BIN", common::BIN)
-        .output()
-        .expect("python");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    println!("{text}");
-    assert!(
-        out.status.success(),
-        "the Python MCP SDK tests failed:\n{text}"
+    run(
+        &py,
+        &python.display().to_string(),
+        &["-m", "pytest", "-q", "-p", "no:cacheprovider", "."],
+        "the Python MCP SDK tests",
     );
 }

@@ -3,6 +3,8 @@
 //! - [`queue`]: one connection's record: its bounded outbound queue, cut-off and counters.
 //! - [`index`]: the subscription index (exact channels and prefix patterns).
 //! - [`session`]: [`Session`], a connection as its transport sees it: subscribe with exact resume, publish, next.
+//! - `signed`: Pusher's additions to a session: signed private and presence subscriptions, presence, sign-in and
+//!   client events.
 //!
 //! Every connection (any transport, MCP included) is a [`Session`] with one bounded outbound queue, and counts
 //! against the connection cap. The store's writer thread calls [`Bus::committed`](CommitSink::committed) after
@@ -14,6 +16,7 @@
 mod index;
 mod queue;
 mod session;
+mod signed;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -28,8 +31,8 @@ use crate::store::{CommitSink, Reader};
 use index::Index;
 pub use queue::{CLOSE_SLOW_CONSUMER, CLOSE_TERMINATED};
 use queue::{Conn, Outbound};
-pub(crate) use session::parse_member;
 pub use session::{Delivery, Resume, Session, SessionHandle, Subscribed};
+pub(crate) use signed::parse_member;
 
 /// Who a connection is, for `/api/clients` and logs.
 #[derive(Debug, Clone, Default)]
