@@ -1,9 +1,10 @@
 //! `switchboard-bench`: Switchboard and its peers under the same load, from one pinned core, printed as tables.
 //!
 //! - [`wire`]: the tool's minimal WebSocket receiver and HTTP/1.1 keep-alive client.
-//! - [`peer`]: the servers under test behind one seam (start, pin, `/proc` usage) and the three wire protocols:
+//! - [`peer`]: the servers under test behind one seam ([`peer::Kind`]) and the three wire protocols:
 //!   Switchboard's own beside Node `ws` and FastAPI, Socket.IO (Switchboard's endpoint and Node `socket.io`), and
 //!   Pusher (Switchboard's endpoint and Sockudo).
+//! - [`server`]: starting each server pinned to its core, waiting for it, and its CPU and memory from `/proc`.
 //! - [`load`]: subscriber connections that time each delivery; the open-loop publisher.
 //! - [`scenarios`]: idle and fan-out for every kind; mutation path and MCP for Switchboard's own protocol.
 //! - [`report`]: `bench/results/<label>.json`, the Markdown block in `bench/RESULTS.md`, the SVG plot.
@@ -15,6 +16,7 @@ mod load;
 mod peer;
 mod report;
 mod scenarios;
+mod server;
 mod wire;
 
 use std::path::PathBuf;
