@@ -38,15 +38,21 @@ pub(super) fn announce(
     });
 }
 
+/// Longest presence channel data, in bytes (Pusher's own limit for user data).
+const MAX_CHANNEL_DATA: usize = 1024;
+
 /// What a presence subscription's channel data says: `{user_id, user_info?}`; `user_id` a string or a number.
 pub(crate) fn parse_member(channel_data: Option<&str>) -> Result<(String, Value)> {
     let bad = || {
         Error::invalid(
             "channel_data",
-            "a presence channel needs channel_data: a JSON object with user_id (string or number)",
+            "a presence channel needs channel_data: a JSON object with user_id (string or number), at most 1 KiB",
         )
     };
-    let v: Value = serde_json::from_str(channel_data.ok_or_else(bad)?).map_err(|_| bad())?;
+    let data = channel_data
+        .filter(|d| d.len() <= MAX_CHANNEL_DATA)
+        .ok_or_else(bad)?;
+    let v: Value = serde_json::from_str(data).map_err(|_| bad())?;
     let user = match v.get("user_id") {
         Some(Value::String(s)) if !s.is_empty() && s.len() <= 128 => s.clone(),
         Some(Value::Number(n)) => n.to_string(),
@@ -168,5 +174,24 @@ impl SessionHandle {
             EventDraft::new(NewEvent::new(channel, event, data), self.caller().source())?;
         draft.except = Some(self.id().to_owned());
         Ok(draft)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presence_channel_data_names_a_user_within_1_kib() {
+        let (user, info) = parse_member(Some(r#"{"user_id":7,"user_info":{"n":"Ann"}}"#)).unwrap();
+        assert_eq!((user.as_str(), info), ("7", json!({"n": "Ann"})));
+        assert!(parse_member(None).is_err());
+        assert!(parse_member(Some(r#"{"user_info":{}}"#)).is_err());
+        assert!(parse_member(Some(r#"{"user_id":""}"#)).is_err());
+        let big = format!(r#"{{"user_id":"a","user_info":"{}"}}"#, "x".repeat(2000));
+        assert_eq!(
+            parse_member(Some(&big)).unwrap_err().code(),
+            "invalid_field"
+        );
     }
 }
