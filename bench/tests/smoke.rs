@@ -16,13 +16,13 @@ fn switchboard() -> PathBuf {
     sb
 }
 
-#[test]
-fn every_scenario_runs_against_switchboard_and_loses_nothing() {
+/// Runs the load tool with `args` (label `smoke`) against the debug hub, writing into a temp dir; returns that dir
+/// and the run's results JSON.
+fn run_bench(args: &[&str]) -> (tempfile::TempDir, serde_json::Value) {
     let out = tempfile::tempdir().expect("temp dir");
     let status = Command::new(env!("CARGO_BIN_EXE_switchboard-bench"))
-        .args(["all", "--peers", "switchboard", "--label", "smoke"])
-        .args(["--idle-n", "20", "--fan-n", "20", "--step-s", "0.3"])
-        .args(["--mcp-calls", "5", "--mut-subs", "10", "--max-rate", "1000"])
+        .args(args)
+        .args(["--label", "smoke"])
         .arg("--switchboard")
         .arg(switchboard())
         .arg("--out")
@@ -31,11 +31,32 @@ fn every_scenario_runs_against_switchboard_and_loses_nothing() {
         .status()
         .expect("run switchboard-bench");
     assert!(status.success(), "switchboard-bench failed: {status}");
-
-    let json: serde_json::Value = serde_json::from_slice(
+    let json = serde_json::from_slice(
         &std::fs::read(out.path().join("results/smoke.json")).expect("results json"),
     )
     .expect("valid json");
+    (out, json)
+}
+
+#[test]
+fn every_scenario_runs_against_switchboard_and_loses_nothing() {
+    let (out, json) = run_bench(&[
+        "all",
+        "--peers",
+        "switchboard",
+        "--idle-n",
+        "20",
+        "--fan-n",
+        "20",
+        "--step-s",
+        "0.3",
+        "--mcp-calls",
+        "5",
+        "--mut-subs",
+        "10",
+        "--max-rate",
+        "1000",
+    ]);
     let rows = |k: &str| json[k].as_array().cloned().unwrap_or_default();
     assert_eq!(rows("at_rest").len(), 1);
     let idle = rows("idle");
@@ -72,28 +93,17 @@ fn every_scenario_runs_against_switchboard_and_loses_nothing() {
 #[test]
 fn fanout_runs_against_switchboard_over_socketio_and_pusher_and_loses_nothing() {
     // The two protocol endpoints the peers are compared on (the peers themselves need bench/peers/install.sh).
-    let out = tempfile::tempdir().expect("temp dir");
-    let status = Command::new(env!("CARGO_BIN_EXE_switchboard-bench"))
-        .args([
-            "fanout",
-            "--peers",
-            "switchboard-socketio,switchboard-pusher",
-        ])
-        .args(["--label", "smoke", "--fan-n", "20", "--step-s", "0.3"])
-        .args(["--max-rate", "1000"])
-        .arg("--switchboard")
-        .arg(switchboard())
-        .arg("--out")
-        .arg(out.path())
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("run switchboard-bench");
-    assert!(status.success(), "switchboard-bench failed: {status}");
-
-    let json: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(out.path().join("results/smoke.json")).expect("results json"),
-    )
-    .expect("valid json");
+    let (_out, json) = run_bench(&[
+        "fanout",
+        "--peers",
+        "switchboard-socketio,switchboard-pusher",
+        "--fan-n",
+        "20",
+        "--step-s",
+        "0.3",
+        "--max-rate",
+        "1000",
+    ]);
     let fan = json["fanout"].as_array().cloned().unwrap_or_default();
     for peer in ["switchboard-socketio", "switchboard-pusher"] {
         let rows: Vec<_> = fan.iter().filter(|r| r["peer"] == peer).collect();
