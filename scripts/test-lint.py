@@ -92,7 +92,7 @@ def test_files() -> list[str]:
         p = Path(f)
         if "node_modules" in p.parts or not (ROOT / p).is_file():
             continue
-        if p.parts[0] == "tests" or "tests" in p.parts[:-1] or (p.suffix == ".rs" and f != "scripts/test-lint.py"):
+        if p.parts[0] == "tests" or {"tests", "test"} & set(p.parts[:-1]) or (p.suffix == ".rs" and f != "scripts/test-lint.py"):
             keep.append(f)
     return keep
 

@@ -1,6 +1,7 @@
 //! Clients not written in Rust against the real binary: Node's `ws`, `eventsource`, `socket.io-client`,
 //! `pusher-js`, the `pusher` server SDK and the MCP TypeScript SDK (tests/js), and the Python `mcp` SDK
-//! (tests/py); and the hub's own JS client package (clients/js: its node:test suite, type check and build check).
+//! (tests/py); the hub's own JS client package (clients/js: its node:test suite under Node and Deno, type checks and
+//! build check); and the example app built on it (examples/agent-zoo), in headless Chromium.
 //! The test command installs them; these tests run them with the binary's path.
 
 mod common;
@@ -66,6 +67,22 @@ fn the_js_client_package() {
         "node",
         &["--test", "--test-reporter=spec"],
         "the clients/js tests",
+    );
+}
+
+#[test]
+fn the_example_app_in_a_browser() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/agent-zoo");
+    assert!(
+        dir.join("node_modules/vite").is_dir(),
+        "examples/agent-zoo packages missing: run the test command (scripts/test.sh), or `npm ci --prefix examples/agent-zoo`"
+    );
+    // Builds the app (tsc --noEmit, vite build), then drives it in headless Chromium.
+    run(
+        &dir,
+        "npm",
+        &["test", "--silent"],
+        "the example app's browser tests",
     );
 }
 

@@ -28,6 +28,7 @@ test('sendDevWebhook and subscribeToBackendEvents keep the old shapes; configure
     { type: 'build.done', data: { ok: true } },
     { type: 'note', data: { n: 1 } },
   ]);
+  // non-empty: the deepEqual above has two
   assert.ok(got.every((e) => !Number.isNaN(Date.parse(e.timestamp))));
   const log = (await hub.api('GET', '/api/events?channel=dev&since=0')).body.events;
   assert.deepEqual(log.map((e) => [e.event, e.source]), [['build.done', 'webhook']]);
