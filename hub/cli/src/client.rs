@@ -92,6 +92,39 @@ impl HubClient {
         Ok(v)
     }
 
+    /// A request to `path` with the token, for callers that read the answer themselves (streams).
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let req = self.http.request(method, format!("{}{path}", self.base));
+        match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        }
+    }
+
+    /// The hub's URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// `POST path` with a body already serialised as JSON (bulk uploads).
+    pub async fn post_raw(&self, path: &str, body: Vec<u8>) -> Result<Value> {
+        let res = self
+            .request(reqwest::Method::POST, path)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .with_context(|| format!("no hub answers at {}", self.base))?;
+        let status = res.status();
+        let v: Value = res.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            let msg = v["error"]["message"].as_str().unwrap_or("").to_owned();
+            let code = v["error"]["code"].as_str().unwrap_or("error");
+            bail!("{status}: {code}: {msg}");
+        }
+        Ok(v)
+    }
+
     /// `GET path`.
     pub async fn get(&self, path: &str) -> Result<Value> {
         self.call(reqwest::Method::GET, path, None, &[]).await

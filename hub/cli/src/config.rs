@@ -68,6 +68,18 @@ pub struct ServeArgs {
     /// The Pusher app secret, which signs channel auth and HTTP API requests [default: from <data dir>/pusher.json].
     #[arg(long, env = "SWITCHBOARD_PUSHER_SECRET", hide_env_values = true)]
     pub pusher_secret: Option<String>,
+    /// The GitHub webhook secret that signs deliveries to /api/webhooks/github [default: none, so every delivery
+    /// is refused].
+    #[arg(long, env = "SWITCHBOARD_GITHUB_SECRET", hide_env_values = true)]
+    pub github_secret: Option<String>,
+    /// Watch this directory for file changes (repeatable): events on the `files` channel.
+    #[arg(
+        long = "watch",
+        value_name = "DIR",
+        env = "SWITCHBOARD_WATCH",
+        value_delimiter = ','
+    )]
+    pub watch: Vec<PathBuf>,
 }
 
 /// `switchboard.toml`: every key is optional and named like its flag.
@@ -91,6 +103,8 @@ pub struct FileConfig {
     pub pusher_app_id: Option<String>,
     pub pusher_key: Option<String>,
     pub pusher_secret: Option<String>,
+    pub github_secret: Option<String>,
+    pub watch: Option<Vec<PathBuf>>,
     /// Client subcommands: the hub URL.
     pub hub: Option<String>,
 }
@@ -180,5 +194,15 @@ pub fn server_config(args: &ServeArgs, common: &CommonArgs, file: FileConfig) ->
     c.pusher.app_id = args.pusher_app_id.clone().or(file.pusher_app_id);
     c.pusher.key = args.pusher_key.clone().or(file.pusher_key);
     c.pusher.secret = args.pusher_secret.clone().or(file.pusher_secret);
+    c.github_secret = args
+        .github_secret
+        .clone()
+        .or(file.github_secret)
+        .filter(|s| !s.is_empty());
+    c.watch = if args.watch.is_empty() {
+        file.watch.unwrap_or_default()
+    } else {
+        args.watch.clone()
+    };
     c
 }

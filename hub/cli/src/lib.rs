@@ -4,15 +4,21 @@
 //! - [`start`]: `switchboard-server` with the MCP routes of `switchboard-mcp` ([`mcp_routes`]) merged in.
 //! - [`config`]: flag > env > `switchboard.toml` > default for `serve`.
 //! - [`client`]: `tail`, `publish` and `agents …` over the hub's public API.
+//! - [`bulk`]: `agents create --from FILE`, in chunks of one transaction each, with a progress bar.
+//! - [`recording`]: `record` (the log as NDJSON) and `replay` (a recording published again, in its timing).
 //! - [`autostart`]: `switchboard mcp` finds a hub, or starts one in the background.
 //! - [`logging`]: the log on stderr, shared with the desktop app.
 //! - [`doctor`]: `switchboard doctor`: the hub, the data dir, the database and the IDE configs, checked.
+//! - [`types`]: `switchboard types`: TypeScript declarations inferred from the logged events.
 
 pub mod autostart;
+pub mod bulk;
 pub mod client;
 pub mod config;
 pub mod doctor;
 pub mod logging;
+pub mod recording;
+pub mod types;
 
 use std::path::{Path, PathBuf};
 

@@ -85,6 +85,39 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print TypeScript types for the logged events: a union over `event`, payloads inferred from the log.
+    Types {
+        #[command(flatten)]
+        hub: HubArgs,
+        /// Channel or pattern, e.g. agent:* [default: *].
+        #[arg(long, default_value = "*")]
+        channel: String,
+    },
+    /// Write the log as NDJSON envelopes (one per line) to stdout: everything kept after --since, then with
+    /// --follow live events until interrupted.
+    Record {
+        #[command(flatten)]
+        hub: HubArgs,
+        /// Channel or pattern [default: *].
+        #[arg(long, default_value = "*")]
+        channel: String,
+        /// Start after this seq.
+        #[arg(long, default_value_t = 0)]
+        since: u64,
+        /// Keep recording live events until Ctrl-C.
+        #[arg(long)]
+        follow: bool,
+    },
+    /// Publish a recording (from `record`) into a running hub, keeping its events' relative timing.
+    Replay {
+        #[command(flatten)]
+        hub: HubArgs,
+        /// The NDJSON recording.
+        file: std::path::PathBuf,
+        /// 1 is real time, 2 twice as fast, 0 as fast as possible.
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+    },
     /// Agent CRUD.
     Agents {
         #[command(flatten)]
@@ -115,8 +148,15 @@ enum AgentsCmd {
     },
     /// Show one agent.
     Get { id: String },
-    /// Create an agent from JSON, e.g. '{"name":"planner","model":"gpt-5"}'.
-    Create { json: String },
+    /// Create an agent from JSON, e.g. '{"name":"planner","model":"gpt-5"}', or many from a file with --from.
+    Create {
+        /// The agent as JSON.
+        #[arg(required_unless_present = "from", conflicts_with = "from")]
+        json: Option<String>,
+        /// A JSON array or NDJSON file of agents: sent in chunks of up to 1 000, each one transaction.
+        #[arg(long, value_name = "FILE")]
+        from: Option<std::path::PathBuf>,
+    },
     /// Merge-patch an agent with JSON.
     Update {
         id: String,
@@ -140,6 +180,17 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+/// A token cancelled on SIGINT or SIGTERM, for the commands that run until interrupted.
+fn stop_on_signal() -> CancellationToken {
+    let stop = CancellationToken::new();
+    let s = stop.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        s.cancel();
+    });
+    stop
 }
 
 fn parse_json_arg(s: &str) -> Result<Value> {
@@ -244,12 +295,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             since,
             json,
         } => {
-            let stop = CancellationToken::new();
-            let s = stop.clone();
-            tokio::spawn(async move {
-                shutdown_signal().await;
-                s.cancel();
-            });
+            let stop = stop_on_signal();
             client(hub).tail(&channel, since, json, stop).await?;
         }
         Command::Publish {
@@ -272,6 +318,24 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     .await?,
             );
         }
+        Command::Types { hub, channel } => {
+            let declarations = switchboard::types::generate(&client(hub), &channel).await?;
+            print!("{declarations}");
+        }
+        Command::Record {
+            hub,
+            channel,
+            since,
+            follow,
+        } => {
+            let stop = stop_on_signal();
+            let n =
+                switchboard::recording::record(&client(hub), &channel, since, follow, stop).await?;
+            eprintln!("recorded {n} logged event(s)");
+        }
+        Command::Replay { hub, file, speed } => {
+            print(&switchboard::recording::replay(&client(hub), &file, speed).await?);
+        }
         Command::Agents { hub, cmd } => {
             let c = client(hub);
             let v = match cmd {
@@ -288,7 +352,16 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     c.list_agents(&filter, cursor, all).await?
                 }
                 AgentsCmd::Get { id } => c.get(&format!("/api/agents/{id}")).await?,
-                AgentsCmd::Create { json } => c.post("/api/agents", parse_json_arg(&json)?).await?,
+                AgentsCmd::Create {
+                    from: Some(file), ..
+                } => switchboard::bulk::create_from(&c, &file).await?,
+                AgentsCmd::Create { json, .. } => {
+                    c.post(
+                        "/api/agents",
+                        parse_json_arg(json.as_deref().unwrap_or("{}"))?,
+                    )
+                    .await?
+                }
                 AgentsCmd::Update {
                     id,
                     json,

@@ -1,7 +1,8 @@
 //! [`Caller`]: one caller (a [`Principal`], and the [`Source`] its changes are marked with) and every operation
 //! that reads or changes the hub, each checked against the caller here.
 //!
-//! The Pusher operations (signing channel subscriptions and sign-ins, terminating a user) are in `caller/pusher.rs`.
+//! The Pusher operations (signing channel subscriptions and sign-ins, terminating a user) are in `caller/pusher.rs`;
+//! replaying a logged event is in `caller/log.rs`; the file watcher's roots are in `caller/watch.rs`.
 //!
 //! This is the only way in. A transport authenticates once per request or connection, asks the hub for
 //! `hub.caller(principal, source)`, and translates frames into calls on it; it never checks a permission itself.
@@ -15,7 +16,7 @@
 //! | publish, ask a question | publish on the channel |
 //! | see a pending question | its channel in reach (otherwise it does not exist) |
 //! | answer a question | its channel in reach, and publish on it |
-//! | the hub token, terminating a user's connections | the owner only |
+//! | the hub token, terminating a user's connections, the file watcher's roots | the owner only |
 //! | a Pusher channel signature (`/pusher/auth`) | read access to the channel; for a presence channel as a JWT with a `sub`, that user only |
 //! | a Pusher sign-in signature (`/pusher/user-auth`) | the owner (any user), or a JWT as its own `sub` |
 //! | a signed Pusher HTTP API request | the app secret: the owner |
@@ -34,7 +35,7 @@ use crate::auth::{Principal, Secret};
 use crate::bus::{ChannelSnapshot, ClientInfo, ClientSnapshot, Resume, Session, SessionHandle};
 use crate::error::{Error, Result};
 use crate::hub::{Hub, Published};
-use crate::limits::{DEFAULT_EVENTS_PAGE, MAX_AGENTS_PAGE, MAX_EVENTS_PAGE};
+use crate::limits::{DEFAULT_EVENTS_PAGE, MAX_AGENTS_PAGE, MAX_BATCH_AGENTS, MAX_EVENTS_PAGE};
 use crate::model::{
     Agent, AgentPage, AgentPatch, AgentQuery, EventDraft, EventsPage, EventsQuery, NewAgent,
     NewEvent, Pattern, Scope, Source, check_channel,
@@ -42,7 +43,9 @@ use crate::model::{
 use crate::questions::{Answer, AskedQuestion, PendingQuestion, QUESTIONS_CHANNEL};
 use crate::store::Write;
 
+mod log;
 mod pusher;
+mod watch;
 
 /// Longest question, in characters.
 const MAX_QUESTION_CHARS: usize = 4000;
@@ -129,6 +132,27 @@ impl Caller {
         let c = self.hub.write(Write::CreateAgent(new, self.source)).await?;
         c.agent
             .ok_or_else(|| Error::internal("create returned no agent"))
+    }
+
+    /// Creates up to [`MAX_BATCH_AGENTS`] agents in one transaction, all or none: an `agent.created` each, then
+    /// `agents.bulk_created {count, ids}` on `agents`.
+    ///
+    /// # Errors
+    /// 403 without publish on `agent:*`; 422 for an empty or oversized batch, or naming the first bad item as
+    /// `[index].field`.
+    pub async fn create_agents(&self, new: Vec<NewAgent>) -> Result<Vec<Agent>> {
+        self.principal.may_publish(&all_agents())?;
+        if new.is_empty() || new.len() > MAX_BATCH_AGENTS {
+            return Err(Error::invalid(
+                "agents",
+                format_args!("a batch is 1–{MAX_BATCH_AGENTS} agents, got {}", new.len()),
+            ));
+        }
+        Ok(self
+            .hub
+            .write(Write::CreateAgents(new, self.source))
+            .await?
+            .agents)
     }
 
     /// Applies a merge-patch; `agent.updated` is published in the same transaction. `if_match` (from `If-Match`)
@@ -239,9 +263,9 @@ impl Caller {
         // Read before the query, so a client that resumes from `last_seq` misses nothing committed meanwhile.
         let last_seq = self.hub.last_seq();
         let log = self.hub.reader();
-        let events = match q.since {
-            Some(s) => log.events(scope, s, None, limit).await?,
-            None => log.latest_events(scope, limit).await?,
+        let events = match (q.since, q.until) {
+            (None, None) => log.latest_events(scope, limit).await?,
+            (since, until) => log.events(scope, since.unwrap_or(0), until, limit).await?,
         };
         Ok(EventsPage {
             events,

@@ -130,6 +130,15 @@ impl Error {
             "the request is over the 1 MiB limit",
         )
     }
+    /// The same error about item `i` of a batch: a field error names it as `[i].field`, others get `[i]: `.
+    pub fn at_index(self, i: usize) -> Self {
+        let message = if self.kind == ErrorKind::Invalid {
+            format!("[{i}].{}", self.message)
+        } else {
+            format!("[{i}]: {}", self.message)
+        };
+        Self { message, ..self }
+    }
     /// What went wrong, for picking a status.
     pub fn kind(&self) -> ErrorKind {
         self.kind

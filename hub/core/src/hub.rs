@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::{Auth, Principal, load_or_create_token};
+use crate::auth::{Auth, Principal, Secret, load_or_create_token};
 use crate::bus::{Bus, BusConfig, BusStats};
 use crate::caller::Caller;
 use crate::error::{Error, Result};
@@ -17,6 +17,7 @@ use crate::presence::Presence;
 use crate::pusher::{PusherApp, PusherConfig};
 use crate::questions::Questions;
 use crate::store::{Committed, Reader, Retention, Write, Writer};
+use crate::watcher::Watcher;
 
 /// Core settings; every field has a sensible default.
 #[derive(Debug, Clone)]
@@ -33,6 +34,10 @@ pub struct HubConfig {
     pub require_token: bool,
     /// The Pusher app's credentials; what is absent comes from `<data dir>/pusher.json`.
     pub pusher: PusherConfig,
+    /// The GitHub webhook secret; without one every delivery is refused.
+    pub github_secret: Option<Secret>,
+    /// Roots the file watcher follows from the start, besides those kept in the database.
+    pub watch: Vec<PathBuf>,
 }
 
 impl HubConfig {
@@ -45,6 +50,8 @@ impl HubConfig {
             bus: BusConfig::default(),
             require_token: false,
             pusher: PusherConfig::default(),
+            github_secret: None,
+            watch: Vec::new(),
         }
     }
 }
@@ -71,6 +78,7 @@ struct HubInner {
     auth: Auth,
     pusher: PusherApp,
     presence: Presence,
+    watcher: Watcher,
     config: HubConfig,
     started: Instant,
 }
@@ -93,7 +101,7 @@ impl Hub {
         .map_err(Error::internal)??;
         let bus = Bus::new(config.bus, opened.reader.clone(), opened.last_seq);
         let writer = opened.start(Arc::new(bus.clone()))?;
-        Ok(Hub {
+        let hub = Hub {
             inner: Arc::new(HubInner {
                 questions: Questions::default(),
                 writer,
@@ -101,10 +109,14 @@ impl Hub {
                 auth: Auth::new(token, config.require_token),
                 pusher,
                 presence: Presence::default(),
+                watcher: Watcher::default(),
                 config,
                 started: Instant::now(),
             }),
-        })
+        };
+        let kept = hub.reader().watch_roots().await?;
+        Watcher::start(&hub, &hub.inner.config.watch, kept).await;
+        Ok(hub)
     }
 
     /// The handle through which `principal` reads and changes the hub; what it causes is marked `source`.
@@ -137,6 +149,16 @@ impl Hub {
             .pusher
             .verify_request(method, path, query, body, now)?;
         Ok(self.caller(Principal::Owner, Source::Pusher))
+    }
+
+    /// The caller of a GitHub webhook delivery (SPEC §3): the signature over the raw body is the credential (GitHub
+    /// cannot present the hub token), so the owner; what it publishes is marked `webhook`.
+    ///
+    /// # Errors
+    /// `Unauthorized` when no secret is configured, or the delivery is unsigned or wrongly signed.
+    pub fn github_caller(&self, body: &[u8], signature: Option<&str>) -> Result<Caller> {
+        crate::github::verify(self.inner.config.github_secret.as_ref(), body, signature)?;
+        Ok(self.caller(Principal::Owner, Source::Webhook))
     }
 
     /// The Pusher app: its id and key (public), and the secret (for the desktop window only).
@@ -200,6 +222,10 @@ impl Hub {
         &self.inner.questions
     }
 
+    pub(crate) fn watcher(&self) -> &Watcher {
+        &self.inner.watcher
+    }
+
     pub(crate) fn auth(&self) -> &Auth {
         &self.inner.auth
     }
@@ -253,6 +279,8 @@ impl Hub {
     pub async fn shutdown(&self) {
         // Nobody will answer now: let waiting askers go.
         self.inner.questions.clear();
+        // Drops every watch, which ends the task that publishes file events (and its handle on the hub).
+        self.inner.watcher.stop();
         self.inner.writer.shutdown().await;
     }
 }

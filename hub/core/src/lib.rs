@@ -13,7 +13,9 @@
 //! - [`pusher`]: the Pusher app's credentials, its signatures (channel auth, sign-in, HTTP API), and the Pusher
 //!   spelling of hub channels.
 //! - [`presence`]: who is in each `presence-` channel, and who each connection signed in as.
+//! - [`github`]: GitHub webhook deliveries: the `X-Hub-Signature-256` check and the mapping to project events.
 //! - [`questions`]: pending `ask_user` questions; the first answer from any transport wins.
+//! - [`watcher`]: the file watcher: roots, ignore rules, notifications as `file.*` events on `files`.
 //! - [`limits`]: every size, count and rate limit, once.
 //! - [`error`]: [`Error`] with stable codes and one JSON shape; transports map [`ErrorKind`] to their statuses.
 
@@ -21,6 +23,7 @@ pub mod auth;
 pub mod bus;
 pub mod caller;
 pub mod error;
+pub mod github;
 pub mod hub;
 pub mod limits;
 pub mod model;
@@ -28,6 +31,7 @@ pub mod presence;
 pub mod pusher;
 pub mod questions;
 mod store;
+pub mod watcher;
 
 pub use auth::{Auth, JwtClaims, Principal, Secret};
 pub use bus::{

@@ -45,3 +45,6 @@ pub(crate) fn socket_publish_limiter() -> DefaultDirectRateLimiter {
     let burst = NonZeroU32::new(SOCKET_PUBLISH_BURST).unwrap_or(NonZeroU32::MIN);
     RateLimiter::direct(Quota::per_second(per_s).allow_burst(burst))
 }
+
+/// Most agents in one `POST /api/agents/batch`.
+pub const MAX_BATCH_AGENTS: usize = 1000;

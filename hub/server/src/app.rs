@@ -11,7 +11,7 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
 use switchboard_core::limits::MAX_BODY_BYTES;
-use switchboard_core::{Hub, HubConfig};
+use switchboard_core::{Hub, HubConfig, Secret};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -20,7 +20,7 @@ use crate::config::ServerConfig;
 use crate::peer::Peer;
 use crate::security::{Policy, guard, ip_limiter};
 use crate::state::{AppState, StateInner};
-use crate::{metrics, pusher, rest, socketio, sse, ws};
+use crate::{github, metrics, pusher, rest, socketio, sse, ws};
 
 /// Why the hub did not start.
 #[derive(Debug, thiserror::Error)]
@@ -63,9 +63,19 @@ pub fn router(state: AppState, extra: Router) -> Router {
                 .patch(rest::update_agent)
                 .delete(rest::delete_agent),
         )
+        .route("/api/agents/batch", post(rest::create_agents))
         .route(
             "/api/events",
             get(rest::list_events).post(rest::publish_event),
+        )
+        .route("/api/events/export", get(rest::export_events))
+        .route("/api/events/{seq}/replay", post(rest::replay_event))
+        .route("/api/webhooks/github", post(github::delivery))
+        .route(
+            "/api/watches",
+            get(rest::list_watches)
+                .post(rest::add_watch)
+                .delete(rest::remove_watch),
         )
         .route("/api/channels", get(rest::list_channels))
         .route("/api/channels/{name}", get(rest::get_channel))
@@ -156,6 +166,8 @@ pub async fn start_with(
     hub_cfg.bus.queue_capacity = config.queue_capacity.max(1);
     hub_cfg.bus.max_connections = config.max_connections;
     hub_cfg.pusher = config.pusher.clone();
+    hub_cfg.github_secret = config.github_secret.clone().map(Secret::new);
+    hub_cfg.watch = config.watch.clone();
     let hub = Hub::open(hub_cfg).await?;
     let addr = SocketAddr::new(config.bind, config.port);
     let listener = TcpListener::bind(addr)

@@ -37,6 +37,10 @@ pub struct ServerConfig {
     pub retention: Retention,
     /// The Pusher app's id, key and secret; what is absent comes from `<data dir>/pusher.json`.
     pub pusher: PusherConfig,
+    /// The GitHub webhook secret (`--github-secret`); without one every delivery is refused.
+    pub github_secret: Option<String>,
+    /// Directories the file watcher follows from the start (`--watch`), besides those added over the API.
+    pub watch: Vec<PathBuf>,
 }
 
 impl ServerConfig {
@@ -56,6 +60,8 @@ impl ServerConfig {
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             retention: Retention::default(),
             pusher: PusherConfig::default(),
+            github_secret: None,
+            watch: Vec::new(),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! - [`security`]: the guard: Host and Origin checks, CORS, the REST rate limit, and who the caller is (SPEC §10).
 //! - [`error`]: core errors as HTTP responses, the JSON body extractor, and the caller extractors.
 //! - [`rest`]: the REST API (SPEC §3) and the dev-webhook compatibility endpoints.
+//! - [`github`]: `POST /api/webhooks/github`, GitHub deliveries as project events.
 //! - `connect`: opening a WebSocket or SSE connection: the connect-time query and the session.
 //! - [`ws`]: WebSocket `/ws` (SPEC §4): the connection loop (shared with Pusher through its `Wire` trait), and
 //!   its frames.
@@ -24,6 +25,7 @@ pub mod app;
 pub mod config;
 mod connect;
 pub mod error;
+pub mod github;
 pub mod metrics;
 pub mod peer;
 pub mod pusher;

@@ -14,7 +14,7 @@ use switchboard_core::{
     AgentPage, AgentPatch, AgentQuery, Error, EventsPage, EventsQuery, NewAgent, NewEvent,
 };
 
-use crate::error::{ApiError, ApiJson, ApiResult, Rest, Webhook};
+use crate::error::{ApiError, ApiJson, ApiResult, Rest, Webhook, parse_json};
 use crate::state::AppState;
 
 type Params = Query<HashMap<String, String>>;
@@ -88,6 +88,28 @@ pub async fn create_agent(Rest(c): Rest, ApiJson(new): ApiJson<NewAgent>) -> Api
     Ok((StatusCode::CREATED, etag(agent.version), Json(agent)).into_response())
 }
 
+/// `POST /api/agents/batch [{…}, …]`: 201 `{agents}`, all or none; a bad item is a 422 naming `[index].field`.
+pub async fn create_agents(Rest(c): Rest, body: axum::body::Bytes) -> ApiResult<Response> {
+    // Item by item, so a type error names its index even where the item's own parse would not.
+    let items: Vec<Value> = parse_json(&body).map_err(|e| {
+        if e.code() == "invalid_field" {
+            Error::invalid("body", "must be a JSON array of agents")
+        } else {
+            e
+        }
+    })?;
+    let new = items
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let text = serde_json::to_vec(v).map_err(Error::internal)?;
+            parse_json::<NewAgent>(&text).map_err(|e| e.at_index(i))
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    let agents = c.create_agents(new).await?;
+    Ok((StatusCode::CREATED, Json(json!({"agents": agents}))).into_response())
+}
+
 /// `GET /api/agents/{id}`, with its version as the `ETag`.
 pub async fn get_agent(Rest(c): Rest, Path(id): Path<String>) -> ApiResult<Response> {
     let agent = c.get_agent(&id).await?;
@@ -126,20 +148,123 @@ pub async fn delete_agent(Rest(c): Rest, Path(id): Path<String>) -> ApiResult<St
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `GET /api/events?channel=&since=&limit=`.
+/// `GET /api/events?channel=&since=&until=&limit=`.
 pub async fn list_events(Rest(c): Rest, Query(q): Params) -> ApiResult<Json<EventsPage>> {
     let query = EventsQuery {
         channel: param(&q, "channel"),
         since: parse_num(&q, "since")?,
+        until: parse_num(&q, "until")?,
         limit: parse_num(&q, "limit")?,
     };
     Ok(Json(c.events(query).await?))
+}
+
+/// `GET /api/events/export?channel=&since=&until=`: NDJSON, one envelope per line, oldest first: the log as it
+/// was when the request came (`until` defaults to the last seq then), read a page at a time.
+pub async fn export_events(Rest(c): Rest, Query(q): Params) -> ApiResult<Response> {
+    let channel = param(&q, "channel");
+    let since: u64 = parse_num(&q, "since")?.unwrap_or(0);
+    let until: u64 = parse_num(&q, "until")?.unwrap_or(u64::MAX);
+    // The first page now, so a bad pattern or a forbidden channel is an error status, not a broken stream.
+    let page = |since: u64| {
+        c.events(EventsQuery {
+            channel: channel.clone(),
+            since: Some(since),
+            until: Some(until),
+            limit: Some(switchboard_core::limits::MAX_EVENTS_PAGE),
+        })
+    };
+    let first = page(since).await?;
+    let until = until.min(first.last_seq);
+    let c2 = c.clone();
+    let channel2 = channel.clone();
+    let stream = futures_util::stream::unfold(Some(first.events), move |state| {
+        let c = c2.clone();
+        let channel = channel2.clone();
+        async move {
+            let events = state?;
+            let last = events.last().map(|e| e.seq())?;
+            let mut chunk = Vec::with_capacity(events.len() * 160);
+            for e in &events {
+                chunk.extend_from_slice(e.json());
+                chunk.push(b'\n');
+            }
+            let next = if events.len() < switchboard_core::limits::MAX_EVENTS_PAGE || last >= until
+            {
+                None
+            } else {
+                let q = EventsQuery {
+                    channel,
+                    since: Some(last),
+                    until: Some(until),
+                    limit: Some(switchboard_core::limits::MAX_EVENTS_PAGE),
+                };
+                match c.events(q).await {
+                    Ok(p) => Some(p.events),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "export stopped early");
+                        None
+                    }
+                }
+            };
+            Some((Ok::<_, std::io::Error>(bytes::Bytes::from(chunk)), next))
+        }
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+/// `POST /api/events/{seq}/replay`: 202 `{seq}` of the copy (`source: system`, `replay_of: seq`).
+pub async fn replay_event(Rest(c): Rest, Path(seq): Path<String>) -> ApiResult<Response> {
+    let seq: u64 = seq
+        .parse()
+        .map_err(|_| Error::invalid("seq", "must be a non-negative integer"))?;
+    let published = c.replay(seq).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"seq": published.seq, "replay_of": seq})),
+    )
+        .into_response())
 }
 
 /// `POST /api/events {channel, event, data}`: 202 `{seq}`.
 pub async fn publish_event(Rest(c): Rest, ApiJson(ev): ApiJson<NewEvent>) -> ApiResult<Response> {
     let published = c.publish(ev).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({"seq": published.seq}))).into_response())
+}
+
+/// `GET /api/watches`: the file watcher's roots (the owner's).
+pub async fn list_watches(Rest(c): Rest) -> ApiResult<Json<Value>> {
+    Ok(Json(json!({"watches": c.watches()?})))
+}
+
+/// The body of `POST /api/watches`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatchBody {
+    path: String,
+}
+
+/// `POST /api/watches {path}`: 201 with the root (absolute), or 200 when it was already watched.
+pub async fn add_watch(Rest(c): Rest, ApiJson(b): ApiJson<WatchBody>) -> ApiResult<Response> {
+    let (info, new) = c.add_watch(std::path::Path::new(&b.path)).await?;
+    let status = if new {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(info)).into_response())
+}
+
+/// `DELETE /api/watches?path=ROOT`: 204.
+pub async fn remove_watch(Rest(c): Rest, Query(q): Params) -> ApiResult<StatusCode> {
+    let path = param(&q, "path")
+        .ok_or_else(|| Error::bad_request("missing_field", "missing query parameter: path"))?;
+    c.remove_watch(std::path::Path::new(&path)).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `GET /api/channels`: occupied channels.

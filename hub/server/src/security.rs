@@ -226,10 +226,12 @@ fn check(state: &AppState, req: &mut Request) -> Result<(), Error> {
     // Percent-encoded tokens are not expected: tokens and JWTs are URL-safe.
     let presented = presented_token(headers, req.uri().query());
     // Where the protocol carries credentials of its own, the route decides without the guard's principal:
-    // Socket.IO's auth payload, a Pusher connection (which cannot present any: refused on a token hub), and the
-    // signed Pusher HTTP API.
-    let own_credentials =
-        path.starts_with("/socket.io") || path.starts_with("/app/") || path.starts_with("/apps/");
+    // Socket.IO's auth payload, a Pusher connection (which cannot present any: refused on a token hub), the
+    // signed Pusher HTTP API, and GitHub's signed deliveries.
+    let own_credentials = path.starts_with("/socket.io")
+        || path.starts_with("/app/")
+        || path.starts_with("/apps/")
+        || path == "/api/webhooks/github";
     let principal = match state.hub.authenticate(presented, own_window(headers)) {
         Ok(p) => p,
         Err(_) if public => Principal::Anonymous,

@@ -26,6 +26,7 @@ pub(super) fn announce(
         data,
         source: crate::model::Source::System,
         except: except.map(str::to_owned),
+        replay_of: None,
     };
     let Ok(rt) = tokio::runtime::Handle::try_current() else {
         return;

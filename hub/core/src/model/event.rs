@@ -98,6 +98,8 @@ pub(crate) struct EventDraft {
     pub(crate) source: Source,
     /// A connection that must not receive it (its publisher, for Pusher client events and `socket_id`).
     pub(crate) except: Option<String>,
+    /// The logged event this one re-publishes (`POST /api/events/{seq}/replay`).
+    pub(crate) replay_of: Option<u64>,
 }
 
 impl EventDraft {
@@ -123,6 +125,7 @@ impl EventDraft {
             data: ev.data,
             source,
             except: None,
+            replay_of: None,
         })
     }
 }
@@ -140,6 +143,9 @@ struct EventInner {
     data: Box<RawValue>,
     source: Source,
     ts: String,
+    /// The seq this event re-publishes, for a replay.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replay_of: Option<u64>,
     #[serde(skip)]
     json: OnceLock<Bytes>,
     #[serde(skip)]
@@ -185,6 +191,9 @@ struct Envelope {
     source: Source,
     /// RFC 3339 UTC.
     ts: String,
+    /// For an event re-published by `POST /api/events/{seq}/replay`: the seq it copies (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    replay_of: Option<u64>,
 }
 
 #[cfg(feature = "schema")]
@@ -220,6 +229,7 @@ impl Event {
             data,
             source,
             ts,
+            replay_of: None,
             json: OnceLock::new(),
             ws_frame: OnceLock::new(),
             pusher_frame: OnceLock::new(),
@@ -238,6 +248,23 @@ impl Event {
             (_, Ok(inner)) => Event(Arc::new(inner)),
             (_, Err(shared)) => Event(shared),
         }
+    }
+
+    /// The same event, marked as a replay of `seq`. Only for an event being built.
+    pub(crate) fn replay_of(self, seq: Option<u64>) -> Self {
+        match (seq, Arc::try_unwrap(self.0)) {
+            (Some(_), Ok(mut inner)) => {
+                inner.replay_of = seq;
+                Event(Arc::new(inner))
+            }
+            (_, Ok(inner)) => Event(Arc::new(inner)),
+            (_, Err(shared)) => Event(shared),
+        }
+    }
+
+    /// The seq this event re-publishes, if it is a replay.
+    pub fn replayed_from(&self) -> Option<u64> {
+        self.0.replay_of
     }
 
     /// The connection id that must not receive this event live, if any.
@@ -330,6 +357,9 @@ pub struct EventsQuery {
     /// Only events after this seq, oldest first; absent means the newest `limit`.
     #[serde(default)]
     pub since: Option<u64>,
+    /// Only events up to and including this seq (with or without `since`; from the start of the log without).
+    #[serde(default)]
+    pub until: Option<u64>,
     /// 1–1000 (default 100).
     #[serde(default)]
     pub limit: Option<usize>,

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use rusqlite::OptionalExtension;
 use rusqlite::{Connection, ToSql, params_from_iter};
 
 use super::schema::{
@@ -154,6 +155,37 @@ impl Reader {
             ];
             all.append(&mut args);
             query_events(c, &sql, all)
+        })
+        .await
+    }
+
+    /// The file watcher's roots kept in the database, oldest first.
+    ///
+    /// # Errors
+    /// `Internal` on a database fault.
+    pub(crate) async fn watch_roots(&self) -> Result<Vec<PathBuf>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached("SELECT root FROM watches ORDER BY added_at, root")?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+            Ok(rows
+                .map(|r| r.map(PathBuf::from))
+                .collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    /// The logged event at `seq`, if it is still kept.
+    ///
+    /// # Errors
+    /// `Internal` on a database fault.
+    pub(crate) async fn event(&self, seq: u64) -> Result<Option<Event>> {
+        self.read(move |c| {
+            let sql = format!("SELECT {EVENT_COLS} FROM events WHERE seq = ?1");
+            c.prepare_cached(&sql)?
+                .query_row([seq.min(i64::MAX as u64) as i64], event_from_row)
+                .optional()?
+                .map(to_event)
+                .transpose()
         })
         .await
     }

@@ -22,6 +22,9 @@ const MIGRATIONS: &[&str] = &[
          seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL, channel TEXT NOT NULL, event TEXT NOT NULL,
          data TEXT NOT NULL, source TEXT NOT NULL, ts TEXT NOT NULL) STRICT;
      CREATE INDEX events_channel ON events (channel, seq);",
+    // 2: a replayed event names the seq it copies; the file watcher's roots outlive a restart.
+    "ALTER TABLE events ADD COLUMN replay_of INTEGER;
+     CREATE TABLE watches (root TEXT PRIMARY KEY, added_at TEXT NOT NULL) STRICT;",
 ];
 
 /// Now, as the store writes timestamps.
@@ -140,9 +143,18 @@ pub(super) fn get_agent(conn: &Connection, id: &str) -> Result<Option<Agent>> {
 }
 
 /// The event columns, in the order [`event_from_row`] reads them.
-pub(super) const EVENT_COLS: &str = "seq, id, channel, event, data, source, ts";
+pub(super) const EVENT_COLS: &str = "seq, id, channel, event, data, source, ts, replay_of";
 
-type EventRow = (u64, String, String, String, String, String, String);
+type EventRow = (
+    u64,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<u64>,
+);
 
 pub(super) fn event_from_row(r: &Row<'_>) -> rusqlite::Result<EventRow> {
     Ok((
@@ -153,11 +165,12 @@ pub(super) fn event_from_row(r: &Row<'_>) -> rusqlite::Result<EventRow> {
         r.get(4)?,
         r.get(5)?,
         r.get(6)?,
+        r.get(7)?,
     ))
 }
 
 pub(super) fn to_event(parts: EventRow) -> Result<Event> {
-    let (seq, id, channel, event, data, source, ts) = parts;
+    let (seq, id, channel, event, data, source, ts, replay_of) = parts;
     let source = Source::parse(&source).unwrap_or(Source::System);
-    Event::from_parts(seq, id, channel, event, data, source, ts)
+    Event::from_parts(seq, id, channel, event, data, source, ts).map(|e| e.replay_of(replay_of))
 }

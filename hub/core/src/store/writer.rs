@@ -33,6 +33,8 @@ pub(crate) trait CommitSink: Send + Sync + 'static {
 #[derive(Debug)]
 pub(crate) enum Write {
     CreateAgent(NewAgent, Source),
+    /// Many agents in one savepoint: all or none; an `agent.created` each, then `agents.bulk_created`.
+    CreateAgents(Vec<NewAgent>, Source),
     UpdateAgent {
         id: String,
         patch: AgentPatch,
@@ -45,6 +47,14 @@ pub(crate) enum Write {
     },
     Publish(Vec<EventDraft>),
     Prune(Retention),
+    /// Keeps (or forgets) a file watcher root, with its `watch.added` / `watch.removed` event on `files`. `keep`
+    /// false for a root that only lives as long as this run (`--watch`): the event, no row.
+    Watch {
+        root: String,
+        add: bool,
+        keep: bool,
+        source: Source,
+    },
 }
 
 /// What a committed write produced.
@@ -52,6 +62,8 @@ pub(crate) enum Write {
 pub(crate) struct Committed {
     /// The agent after a create or update, or as it was before a delete.
     pub(crate) agent: Option<Agent>,
+    /// The agents of a batch create, in order.
+    pub(crate) agents: Vec<Agent>,
     pub(crate) events: Vec<Event>,
     /// Per event, how many subscribers it was handed to.
     pub(crate) delivered: Vec<usize>,
@@ -235,9 +247,9 @@ fn insert_event(tx: &Connection, d: &EventDraft, ts: &str) -> Result<Event> {
     let id = uuid::Uuid::new_v4().to_string();
     let data = serde_json::to_string(&d.data).map_err(Error::internal)?;
     tx.prepare_cached(
-        "INSERT INTO events (id, channel, event, data, source, ts) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO events (id, channel, event, data, source, ts, replay_of) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
-    .execute(params![id, d.channel, d.event, data, d.source.as_str(), ts])?;
+    .execute(params![id, d.channel, d.event, data, d.source.as_str(), ts, d.replay_of])?;
     let seq = tx.last_insert_rowid() as u64;
     Event::from_parts(
         seq,
@@ -248,7 +260,7 @@ fn insert_event(tx: &Connection, d: &EventDraft, ts: &str) -> Result<Event> {
         d.source,
         ts.to_owned(),
     )
-    .map(|e| e.except(d.except.as_deref()))
+    .map(|e| e.replay_of(d.replay_of).except(d.except.as_deref()))
 }
 
 fn write_agent(tx: &Connection, a: &Agent, insert: bool) -> Result<()> {
@@ -277,6 +289,9 @@ fn write_agent(tx: &Connection, a: &Agent, insert: bool) -> Result<()> {
 }
 
 /// The agent's own event, on `agent:<id>`.
+/// Where `agents.bulk_created` goes (SPEC §3).
+pub(crate) const BULK_CHANNEL: &str = "agents";
+
 fn agent_event(agent: &Agent, event: &str, data: serde_json::Value, source: Source) -> EventDraft {
     EventDraft {
         channel: format!("agent:{}", agent.id),
@@ -284,6 +299,7 @@ fn agent_event(agent: &Agent, event: &str, data: serde_json::Value, source: Sour
         data,
         source,
         except: None,
+        replay_of: None,
     }
 }
 
@@ -306,6 +322,38 @@ fn apply(tx: &Connection, w: Write, pruned_through: &AtomicU64) -> Result<Commit
             let data = json!({"id": agent.id, "name": agent.name, "version": agent.version});
             let ev = agent_event(&agent, "agent.created", data, source);
             agent_committed(tx, agent, &ev, &now)
+        }
+        Write::CreateAgents(news, source) => {
+            let mut agents = Vec::with_capacity(news.len());
+            let mut events = Vec::with_capacity(news.len() + 1);
+            for (i, new) in news.into_iter().enumerate() {
+                let agent = new
+                    .into_agent(uuid::Uuid::new_v4().to_string(), &now)
+                    .map_err(|e| e.at_index(i))?;
+                write_agent(tx, &agent, true)?;
+                let data = json!({"id": agent.id, "name": agent.name, "version": agent.version});
+                events.push(insert_event(
+                    tx,
+                    &agent_event(&agent, "agent.created", data, source),
+                    &now,
+                )?);
+                agents.push(agent);
+            }
+            let ids: Vec<&str> = agents.iter().map(|a| a.id.as_str()).collect();
+            let bulk = EventDraft {
+                channel: BULK_CHANNEL.into(),
+                event: "agents.bulk_created".into(),
+                data: json!({"count": agents.len(), "ids": ids}),
+                source,
+                except: None,
+                replay_of: None,
+            };
+            events.push(insert_event(tx, &bulk, &now)?);
+            Ok(Committed {
+                events,
+                agents,
+                ..Default::default()
+            })
         }
         Write::UpdateAgent {
             id,
@@ -348,6 +396,34 @@ fn apply(tx: &Connection, w: Write, pruned_through: &AtomicU64) -> Result<Commit
             })
         }
         Write::Prune(r) => prune(tx, r, pruned_through),
+        Write::Watch {
+            root,
+            add,
+            keep,
+            source,
+        } => {
+            if keep && add {
+                tx.prepare_cached(
+                    "INSERT INTO watches (root, added_at) VALUES (?1, ?2) ON CONFLICT (root) DO NOTHING",
+                )?
+                .execute(params![root, now])?;
+            } else if !add {
+                tx.prepare_cached("DELETE FROM watches WHERE root = ?1")?
+                    .execute([&root])?;
+            }
+            let ev = EventDraft {
+                channel: crate::watcher::CHANNEL.into(),
+                event: if add { "watch.added" } else { "watch.removed" }.into(),
+                data: json!({"root": root}),
+                source,
+                except: None,
+                replay_of: None,
+            };
+            Ok(Committed {
+                events: vec![insert_event(tx, &ev, &now)?],
+                ..Default::default()
+            })
+        }
     }
 }
 
