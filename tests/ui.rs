@@ -1,5 +1,6 @@
 //! The window (`ui/`, served by the hub at `/`) in headless Debian Chromium: tests/ui/ui.test.mjs drives it with
-//! playwright-core while this test holds an MCP `ask_user` call open, which the window must answer.
+//! playwright-core while this test holds an MCP `ask_user` call open, which the window must answer. A second hub
+//! that nothing publishes to shows the window's empty state.
 
 mod common;
 
@@ -20,6 +21,7 @@ async fn window_in_headless_chromium() {
         "chromium or playwright-core missing: run the test command (scripts/test.sh)"
     );
     let hub = TestHub::start(&[]);
+    let empty = TestHub::start(&[]);
 
     // An IDE agent asks; the window answers.
     let mcp = ()
@@ -62,6 +64,7 @@ async fn window_in_headless_chromium() {
             .current_dir(&dir)
             .env("HUB_URL", &hub.url)
             .env("HUB_TOKEN", hub.token())
+            .env("EMPTY_HUB_URL", &empty.url)
             .env("ARTIFACTS", &artifacts)
             .output(),
     )

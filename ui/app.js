@@ -1,60 +1,31 @@
 // The Switchboard window. It talks to the hub only through its public API (REST and the /ws WebSocket), the same
-// way any webapp does. Served by the hub at / and shown by the desktop app.
+// way any webapp does. Served by the hub at / and shown by the desktop app. Its modules: dom.js (DOM helpers), hub.js
+// (`api()` and where the hub is), plot.js (events per second), tools.js (the publish box and the watched folders).
 
-const params = new URLSearchParams(location.search);
-const token = params.get('token') || '';
-const base = params.get('hub') || location.origin;
-const wsBase = base.replace(/^http/, 'ws');
+import { $, copy, el, say, toast } from './dom.js';
+import { api, base, describe, params, token, wsBase } from './hub.js';
+import { countForPlot, drawPlot } from './plot.js';
+import { loadWatches, onWatchEvent } from './tools.js';
+
 const ROW = 26; // px, matches --row
 const MAX_EVENTS = 100_000;
-
-const $ = (id) => document.getElementById(id);
-const el = (tag, { dataset, ...props } = {}, ...kids) => {
-  const n = Object.assign(document.createElement(tag), props);
-  if (dataset) Object.assign(n.dataset, dataset);
-  for (const k of kids) n.append(k);
-  return n;
-};
-
-async function api(path, init = {}) {
-  const headers = { ...(init.headers || {}) };
-  if (token) headers.authorization = `Bearer ${token}`;
-  if (init.body !== undefined) headers['content-type'] = 'application/json';
-  const res = await fetch(base + path, { ...init, headers });
-  const text = await res.text();
-  const body = text ? JSON.parse(text) : null;
-  if (!res.ok) throw new Error(body?.error?.message || `${res.status}`);
-  return body;
-}
-
-function toast(msg) {
-  const t = el('div', { className: 'toast', textContent: msg });
-  document.body.append(t);
-  setTimeout(() => t.remove(), 1200);
-}
-
-async function copy(text) {
-  try {
-    await navigator.clipboard.writeText(text);
-  } catch {
-    const ta = el('textarea', { value: text });
-    document.body.append(ta);
-    ta.select();
-    document.execCommand('copy');
-    ta.remove();
-  }
-  toast('Copied');
-}
 
 // ---- tabs ----
 for (const b of document.querySelectorAll('[data-tab]')) {
   b.addEventListener('click', () => showTab(b.dataset.tab));
+}
+for (const a of document.querySelectorAll('[data-goto]')) {
+  a.addEventListener('click', (ev) => {
+    ev.preventDefault();
+    showTab(a.dataset.goto);
+  });
 }
 function showTab(name) {
   for (const b of document.querySelectorAll('[data-tab]')) b.setAttribute('aria-selected', String(b.dataset.tab === name));
   for (const p of document.querySelectorAll('[data-panel]')) p.hidden = p.dataset.panel !== name;
   if (name === 'clients') refreshClients();
   if (name === 'connect') loadConnect();
+  if (name === 'files') loadWatches();
   if (name === 'events') render();
 }
 
@@ -148,6 +119,10 @@ function render() {
     }
     r.classList.toggle('selected', e.seq === selectedSeq);
   }
+  // An empty hub says what to do next; a hub with history shows it as soon as it arrives.
+  const empty = events.length === 0 && hubLastSeq === 0;
+  if (empty && $('log-empty').hidden) fillEmptyState();
+  $('log-empty').hidden = !empty;
   $('shown').textContent = view.length === events.length ? `${events.length} events` : `${view.length} of ${events.length} events`;
 }
 log.addEventListener('scroll', scheduleRender);
@@ -157,7 +132,7 @@ function openDetail(e) {
   if (!e) return;
   selectedSeq = e.seq;
   const { _summary, _text, ...envelope } = e;
-  $('detail-title').textContent = `#${e.seq} ${e.event}`;
+  $('detail-title').textContent = `#${e.seq} ${e.event}${e.replay_of ? ` (replay of #${e.replay_of})` : ''}`;
   $('detail-json').textContent = JSON.stringify(envelope, null, 2);
   $('detail').hidden = false;
   render();
@@ -168,11 +143,26 @@ $('detail-close').addEventListener('click', () => {
   render();
 });
 $('detail-copy').addEventListener('click', () => copy($('detail-json').textContent));
+// Replay: the hub publishes a copy as a new event (`source: system`, `replay_of` the original's seq).
+$('detail-replay').addEventListener('click', async () => {
+  const seq = selectedSeq;
+  if (seq === null) return;
+  $('detail-replay').disabled = true;
+  try {
+    const r = await api(`/api/events/${seq}/replay`, { method: 'POST', body: '{}' });
+    toast(`Replayed #${seq} as #${r.seq}`);
+  } catch (err) {
+    toast(`Replay refused: ${describe(err)}`);
+  } finally {
+    $('detail-replay').disabled = false;
+  }
+});
 
 // ---- live connection: /ws with resume from the last seq ----
 let ws = null;
 let backoff = 500;
 let rate = 0;
+let hubLastSeq = null; // the hub's newest seq when we connected: 0 means its log is empty
 
 function addEvent(e) {
   if (lastSeq !== null && e.seq <= lastSeq) return; // a replay overlapping what we have
@@ -182,6 +172,7 @@ function addEvent(e) {
   if (matches(e)) view.unshift(e);
   if (view.length > MAX_EVENTS) view.length = MAX_EVENTS;
   rate++;
+  countForPlot(e);
   $('s-seq').textContent = e.seq;
   onDomainEvent(e);
   scheduleRender();
@@ -203,6 +194,9 @@ function connect() {
     if (f.type === 'event') {
       const { type, ...envelope } = f;
       addEvent(envelope);
+    } else if (f.type === 'connected') {
+      hubLastSeq = f.last_seq;
+      scheduleRender();
     }
     else if (f.type === 'ack' && f.recovered === false) toast('Some events were too old to replay');
   };
@@ -225,6 +219,7 @@ $('pause').addEventListener('click', () => {
     connect(); // with since = the last seq seen: the hub replays what arrived while paused
   }
 });
+
 
 // ---- agents ----
 const agents = new Map();
@@ -305,12 +300,15 @@ function onDomainEvent(e) {
   } else if ((e.event === 'answer' || e.event === 'question.expired') && e.data?.question_id) {
     questions.delete(e.data.question_id);
     renderQuestions();
+  } else if (e.channel === 'files' && e.event.startsWith('watch.')) {
+    onWatchEvent(e);
   }
 }
 
 // ---- clients ----
 async function refreshClients() {
   const { clients } = await api('/api/clients');
+  $('clients-empty').hidden = !clients.every((c) => c.id.startsWith('window-'));
   $('clients').replaceChildren(
     ...clients.map((c) =>
       el('tr', {},
@@ -338,6 +336,14 @@ setInterval(() => {
 
 // ---- connect ----
 let connectInfo = null;
+// The WebSocket snippet, shown in Connect and in the empty log.
+const jsSnippet = (c) => [
+  `const ws = new WebSocket('${c.ws_url}?channels=agent:*${c.require_token ? '&token=<token>' : ''}');`,
+  `ws.onmessage = (m) => {`,
+  `  const f = JSON.parse(m.data);`,
+  `  if (f.type === 'event') console.log(f.seq, f.event, f.data);`,
+  `};`,
+].join('\n');
 async function loadConnect() {
   connectInfo = connectInfo || (await api('/api/connect'));
   const c = connectInfo;
@@ -346,13 +352,7 @@ async function loadConnect() {
   $('c-rest').textContent = `${c.url}/api/agents`;
   $('c-token').dataset.secret = c.token;
   $('c-token').textContent = c.token ? `••••••••${c.token.slice(-4)}` : '(none)';
-  $('c-js').textContent = [
-    `const ws = new WebSocket('${c.ws_url}?channels=agent:*${c.require_token ? '&token=<token>' : ''}');`,
-    `ws.onmessage = (m) => {`,
-    `  const f = JSON.parse(m.data);`,
-    `  if (f.type === 'event') console.log(f.seq, f.event, f.data);`,
-    `};`,
-  ].join('\n');
+  $('c-js').textContent = jsSnippet(c);
   $('c-sio').textContent = [
     `import { io } from 'socket.io-client';`,
     `let since;   // the last seq seen: sent again on every reconnect, so the hub resumes from it`,
@@ -377,6 +377,16 @@ async function loadIde() {
   const s = await api(`/api/ide/${$('c-ide').value}${$('c-ide-http').checked ? '?http=1' : ''}`);
   $('c-ide-file').textContent = s.file ? `Add to ${s.file}` : 'Run in a terminal';
   $('c-ide-text').textContent = s.text;
+}
+// The empty log's next steps: the same WebSocket snippet and the `claude mcp add …` line the Connect panel shows.
+async function fillEmptyState() {
+  try {
+    connectInfo = connectInfo || (await api('/api/connect'));
+    $('e-js').textContent = jsSnippet(connectInfo);
+    $('e-ide').textContent = (await api('/api/ide/claude')).text;
+  } catch (err) {
+    $('e-ide').textContent = `(could not ask the hub: ${describe(err)})`;
+  }
 }
 $('c-ide').addEventListener('change', loadIde);
 $('c-ide-http').addEventListener('change', loadIde);
@@ -418,6 +428,8 @@ async function start() {
   refreshHealth();
   loadAgents().catch((e) => console.warn('agents', e));
   loadQuestions().catch((e) => console.warn('questions', e));
+  loadWatches();
+  drawPlot();
 }
 // The desktop app shows a startup problem (for example the port taken by another program) instead of the log.
 const startupError = params.get('error');

@@ -1,21 +1,24 @@
 // The window in headless Debian Chromium (playwright-core), against the real hub at HUB_URL. Run by tests/ui.rs,
-// which also holds an MCP `ask_user` call open for the question test. Screenshots go to ARTIFACTS.
+// which also holds an MCP `ask_user` call open for the question test, and starts a second hub that nothing publishes
+// to (EMPTY_HUB_URL) for the empty state. Screenshots go to ARTIFACTS.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 
 const HUB = process.env.HUB_URL;
 const TOKEN = process.env.HUB_TOKEN;
+const EMPTY_HUB = process.env.EMPTY_HUB_URL;
 const ARTIFACTS = process.env.ARTIFACTS || 'artifacts';
 let browser, page;
 const pageErrors = [];
 
-async function rest(method, path, body) {
-  const res = await fetch(HUB + path, {
+async function rest(method, path, body, hub = HUB, token = undefined) {
+  const res = await fetch(hub + path, {
     method,
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await res.text();
@@ -23,10 +26,23 @@ async function rest(method, path, body) {
 }
 
 const publish = (channel, event, data = {}) => rest('POST', '/api/events', { channel, event, data });
+// What only the hub's owner may do (its window, or a caller with the token), such as changing the watched folders.
+const asOwner = (method, path, body) => rest(method, path, body, HUB, TOKEN);
 const shown = () => page.textContent('#shown');
 const visibleEvents = () => page.$$eval('#log .row:not([hidden])', (rows) => rows.map((r) => ({
   channel: r.children[2].textContent, event: r.children[3].textContent, source: r.children[1].textContent,
 })));
+
+// Polls `probe` until it returns something truthy.
+async function eventually(probe, what, ms = 3000) {
+  const until = Date.now() + ms;
+  for (;;) {
+    const v = await probe();
+    if (v) return v;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
 
 async function setFilter(selector, value) {
   if (selector === '#f-source') await page.selectOption(selector, value);
@@ -60,6 +76,110 @@ test('events published over REST appear within 1 s', async () => {
   const took = Date.now() - started;
   console.log(`REST publish -> row visible in ${took} ms`);
   assert.ok(took < 1000);
+});
+
+test('an empty hub says what to do next: the snippet to connect and the command to add the IDE', async () => {
+  assert.ok(EMPTY_HUB, 'EMPTY_HUB_URL must point at a second hub with an empty log');
+  const fresh = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  fresh.on('pageerror', (e) => pageErrors.push(String(e)));
+  await fresh.goto(EMPTY_HUB + '/');
+  await fresh.waitForSelector('#s-conn.live', { timeout: 10_000 });
+  await fresh.waitForSelector('#log-empty:not([hidden])', { timeout: 2000 });
+  await fresh.waitForFunction(() => document.querySelector('#e-ide').textContent.startsWith('claude mcp add'));
+  const ide = (await rest('GET', '/api/ide/claude', undefined, EMPTY_HUB)).body;
+  assert.equal(await fresh.textContent('#e-ide'), ide.text, "the hub's own `claude mcp add` line");
+  const snippet = await fresh.textContent('#e-js');
+  assert.ok(snippet.includes(`new WebSocket('${EMPTY_HUB.replace(/^http/, 'ws')}/ws?channels=agent:*`), snippet);
+  await fresh.screenshot({ path: join(ARTIFACTS, 'empty.png') });
+
+  // The same snippet as the Connect panel's, and the other empty views point to the next step too.
+  await fresh.click('[data-tab=connect]');
+  await fresh.waitForFunction(() => document.querySelector('#c-js').textContent !== '');
+  assert.equal(await fresh.textContent('#c-js'), snippet);
+  await fresh.click('[data-tab=agents]');
+  assert.match(await fresh.textContent('#agents-empty'), /create_agent/);
+  await fresh.click('[data-tab=clients]');
+  await fresh.waitForSelector('#clients-empty:not([hidden])', { timeout: 3000 });
+  await fresh.click('[data-tab=events]');
+
+  // The snippet works as shown: run it in the page, then create an agent; the first event replaces the empty state.
+  await fresh.evaluate((code) => {
+    window.seen = [];
+    const console = { log: (...args) => window.seen.push(args) }; // what the snippet logs, for the test to read
+    eval(code); // a direct eval: the snippet's `console` is the one above
+  }, snippet);
+  await eventually(async () => (await rest('GET', '/api/clients', undefined, EMPTY_HUB)).body.clients.length >= 2, 'the snippet connecting');
+  const created = await rest('POST', '/api/agents', { name: 'first' }, EMPTY_HUB);
+  assert.equal(created.status, 201);
+  await fresh.waitForFunction(() => window.seen.some(([, event]) => event === 'agent.created'), null, { timeout: 2000 });
+  await fresh.waitForSelector('#log-empty', { state: 'hidden', timeout: 2000 });
+  await fresh.waitForSelector('#log .row:not([hidden]) >> text=agent.created', { timeout: 2000 });
+  await fresh.close();
+});
+
+test('the plot shows events per second by channel, live', async () => {
+  const plot = () => page.$eval('#plot', (n) => ({ total: Number(n.dataset.total), series: JSON.parse(n.dataset.series) }));
+  const before = await plot();
+  for (let i = 0; i < 3; i++) assert.equal((await publish('plot:a', 'tick', { i })).status, 202);
+  for (let i = 0; i < 5; i++) assert.equal((await publish('plot:b', 'tick', { i })).status, 202);
+  await page.waitForFunction(() => {
+    const s = JSON.parse(document.querySelector('#plot').dataset.series);
+    return s['plot:a'] === 3 && s['plot:b'] === 5;
+  }, null, { timeout: 2000 });
+  const after = await plot();
+  assert.ok(after.total >= before.total + 8, `total ${before.total} -> ${after.total}`);
+
+  // The legend names both, busiest first, and the canvas is painted in their colours.
+  const legend = await page.$$eval('#plot-legend [data-channel]', (items) => items.map((i) => ({
+    channel: i.dataset.channel, count: Number(i.querySelector('b').textContent), colour: getComputedStyle(i.querySelector('i')).backgroundColor,
+  })));
+  const a = legend.find((l) => l.channel === 'plot:a');
+  const b = legend.find((l) => l.channel === 'plot:b');
+  assert.ok(a && b && a.count === 3 && b.count === 5, JSON.stringify(legend));
+  assert.ok(legend.indexOf(b) < legend.indexOf(a), 'busiest first');
+  const painted = await page.evaluate((colours) => {
+    const c = document.querySelector('#plot-canvas');
+    const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    const want = colours.map((s) => s.match(/\d+/g).slice(0, 3).map(Number));
+    const hits = want.map(() => 0);
+    for (let i = 0; i < px.length; i += 4) {
+      if (px[i + 3] < 200) continue; // the lines, drawn opaque
+      want.forEach((w, k) => { if (Math.abs(px[i] - w[0]) + Math.abs(px[i + 1] - w[1]) + Math.abs(px[i + 2] - w[2]) < 30) hits[k]++; });
+    }
+    return hits;
+  }, [a.colour, b.colour]);
+  assert.equal(painted.length, 2);
+  // non-empty: two series, just above
+  assert.ok(painted.every((n) => n > 0), `line pixels per series: ${painted}`);
+});
+
+test('the publish box publishes; bad JSON and refused events send nothing', async () => {
+  const logged = async () => (await rest('GET', '/api/events?channel=ui:publish')).body.events;
+  await page.fill('#p-channel', 'ui:publish');
+  await page.fill('#p-event', 'from.window');
+  await page.fill('#p-data', '{"n": 1, "text": "hello"}');
+  await page.click('#p-send');
+  await page.waitForFunction(() => /^Published #\d+$/.test(document.querySelector('#p-status').textContent));
+  const seq = Number((await page.textContent('#p-status')).match(/\d+/)[0]);
+  await page.waitForSelector('#log .row:not([hidden]) >> text=from.window', { timeout: 1000 });
+  assert.deepEqual((await logged()).map((e) => [e.seq, e.event, e.data, e.source]),
+    [[seq, 'from.window', { n: 1, text: 'hello' }, 'rest']]);
+
+  await page.fill('#p-data', '{"n": 2,');
+  await page.click('#p-send');
+  await page.waitForSelector('#p-status.error >> text=not valid JSON', { timeout: 1000 });
+  assert.equal(await page.getAttribute('#p-data', 'aria-invalid'), 'true');
+
+  await page.fill('#p-data', '{"n": 3}');
+  await page.fill('#p-channel', 'not a channel');
+  await page.click('#p-send');
+  await page.waitForSelector('#p-status.error >> text=invalid_field', { timeout: 1000 });
+  assert.match(await page.textContent('#p-status'), /^Refused: invalid_field: channel: /, "the hub's error, as it said it");
+
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal((await logged()).length, 1, 'nothing else was published');
+  assert.equal((await rest('GET', '/api/events?channel=not*')).body.events.length, 0);
+  await page.fill('#p-channel', 'test');
 });
 
 test("the window is the owner's: it shows private-channel events and has the token", async () => {
@@ -133,6 +253,73 @@ test('a row opens its JSON detail', async () => {
   assert.deepEqual(detail.data, { branch: 'main' });
   assert.ok(detail.seq > 0 && detail.ts && detail.id);
   await page.click('#detail-close');
+});
+
+test("Replay in an event's detail publishes a copy marked replay_of", async () => {
+  await setFilter('#f-event', 'build.started');
+  await page.click('#log .row:not([hidden]) >> text=build.started');
+  await page.waitForSelector('#detail:not([hidden])');
+  const original = JSON.parse(await page.textContent('#detail-json'));
+  await page.click('#detail-replay');
+  const copy = await eventually(async () => (await rest('GET', '/api/events?channel=project:1')).body.events
+    .find((e) => e.replay_of === original.seq), 'the replayed event');
+  assert.ok(copy.seq > original.seq);
+  assert.equal(copy.source, 'system');
+  assert.deepEqual([copy.channel, copy.event, copy.data], [original.channel, original.event, original.data]);
+
+  // The copy arrives in the log like any event, and its detail says what it replays.
+  await page.click(`#log .row[data-seq="${copy.seq}"]`, { timeout: 2000 });
+  await page.waitForFunction((s) => document.querySelector('#detail-title').textContent === `#${s.copy} build.started (replay of #${s.original})`,
+    { copy: copy.seq, original: original.seq }, { timeout: 1000 });
+  assert.equal(JSON.parse(await page.textContent('#detail-json')).replay_of, original.seq);
+  await page.click('#detail-close');
+  await setFilter('#f-event', '');
+});
+
+test('the Files panel lists, adds and removes watched folders', async () => {
+  const dir = realpathSync(mkdtempSync(join(tmpdir(), 'sb-ui-watch-')));
+  const other = realpathSync(mkdtempSync(join(tmpdir(), 'sb-ui-watch-')));
+  const roots = async () => {
+    const r = await asOwner('GET', '/api/watches');
+    assert.equal(r.status, 200, `GET /api/watches: ${JSON.stringify(r.body)}`);
+    return r.body.watches.map((w) => w.root);
+  };
+  const item = (root) => `#watches li[data-root="${root}"]`;
+  try {
+    await page.click('[data-tab=files]');
+    await page.fill('#w-path', dir);
+    await page.click('#w-add');
+    await page.waitForSelector(item(dir), { timeout: 3000 });
+    assert.ok((await roots()).includes(dir));
+    assert.equal(await page.isHidden('#watches-empty'), true);
+
+    // Added by someone else: the `watch.added` event refreshes the list.
+    const added = await asOwner('POST', '/api/watches', { path: other });
+    assert.equal(added.status, 201);
+    await page.waitForSelector(item(added.body.root), { timeout: 3000 });
+
+    // Not a directory: the hub's 422 is shown, and nothing is added.
+    const file = join(dir, 'not-a-dir.txt');
+    writeFileSync(file, 'x');
+    await page.fill('#w-path', file);
+    await page.click('#w-add');
+    await page.waitForSelector('#w-status.error', { timeout: 3000 });
+    assert.match(await page.textContent('#w-status'), /^Not added: \w+: ./);
+    assert.ok(!(await roots()).includes(file));
+
+    await page.click(`${item(dir)} button`);
+    await page.waitForSelector(item(dir), { state: 'detached', timeout: 3000 });
+    assert.ok(!(await roots()).includes(dir));
+
+    // Removed by someone else: `watch.removed` takes it off the list.
+    assert.equal((await asOwner('DELETE', `/api/watches?path=${encodeURIComponent(added.body.root)}`)).status, 204);
+    await page.waitForSelector(item(added.body.root), { state: 'detached', timeout: 3000 });
+    await page.waitForSelector('#watches-empty:not([hidden])', { timeout: 1000 });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(other, { recursive: true, force: true });
+    await page.click('[data-tab=events]');
+  }
 });
 
 test('a pending ask_user question is answered from the window', async () => {
