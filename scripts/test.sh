@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite. On a fresh Debian 12 machine it first installs what is missing (skipping whatever is
 # already there); then cargo fmt --check, clippy with -D warnings, and every test: unit, end-to-end against the
-# real binary, and the Node, Deno, Python and browser client tests (tests/js, clients/js, examples/agent-zoo,
-# tests/py, driven by tests/external_clients.rs).
+# real binary, and the Node, Deno, Python and browser client tests (tests/js, tests/inspector, clients/js,
+# examples/agent-zoo, tests/py, driven by tests/external_clients.rs).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -21,9 +21,9 @@ step "test lint"
 python3 scripts/test-lint.py --self-test
 python3 scripts/test-lint.py
 
-# Node packages for tests/js, tests/ui, the JS client (clients/js) and the example app (examples/agent-zoo), each
-# reinstalled only when its lock file changed.
-for dir in tests/js tests/ui clients/js examples/agent-zoo; do
+# Node packages for tests/js, tests/ui, the MCP Inspector (tests/inspector, with the Node 22 it needs), the JS client
+# (clients/js) and the example app (examples/agent-zoo), each reinstalled only when its lock file changed.
+for dir in tests/js tests/ui tests/inspector clients/js examples/agent-zoo; do
   if [ ! -f "$dir/node_modules/.package-lock.json" ] || ! cmp -s "$dir/package-lock.json" "$dir/node_modules/.switchboard-lock"; then
     step "npm ci ($dir)"
     npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error

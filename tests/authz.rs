@@ -198,7 +198,10 @@ impl Rig {
     async fn question(&mut self, channel: &str) -> String {
         let q = self
             .owner
-            .ask("ready?".into(), Some(channel.into()))
+            .ask(switchboard_core::Ask {
+                channel: Some(channel.into()),
+                ..switchboard_core::Ask::new("ready?", Duration::from_secs(60))
+            })
             .await
             .unwrap();
         let id = q.question_id.clone();

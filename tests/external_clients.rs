@@ -1,7 +1,8 @@
 //! Clients not written in Rust against the real binary: Node's `ws`, `eventsource`, `socket.io-client`,
-//! `pusher-js`, the `pusher` server SDK and the MCP TypeScript SDK (tests/js), and the Python `mcp` SDK
-//! (tests/py); the hub's own JS client package (clients/js: its node:test suite under Node and Deno, type checks and
-//! build check); and the example app built on it (examples/agent-zoo), in headless Chromium.
+//! `pusher-js`, the `pusher` server SDK and the MCP TypeScript SDK (tests/js), the MCP Inspector's CLI
+//! (tests/inspector), and the Python `mcp` SDK (tests/py); the hub's own JS client package (clients/js: its
+//! node:test suite under Node and Deno, type checks and build check); and the example app built on it
+//! (examples/agent-zoo), in headless Chromium.
 //! The test command installs them; these tests run them with the binary's path.
 
 mod common;
@@ -52,6 +53,24 @@ fn node_clients() {
         "node",
         &["--test", "--test-reporter=spec"],
         "the Node client tests",
+    );
+}
+
+#[test]
+fn mcp_inspector_cli() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/inspector");
+    let modules = dir.join("node_modules");
+    assert!(
+        modules.join("@modelcontextprotocol/inspector").is_dir()
+            && modules.join("node/bin/node").is_file(),
+        "the MCP Inspector or its Node 22 is missing: run the test command (scripts/test.sh), or `npm ci --prefix tests/inspector`"
+    );
+    // The test file runs the Inspector under tests/inspector's own Node 22, over stdio and Streamable HTTP.
+    run(
+        &dir,
+        "node",
+        &["--test", "--test-reporter=spec"],
+        "the MCP Inspector CLI tests",
     );
 }
 

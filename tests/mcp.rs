@@ -1,6 +1,7 @@
 //! MCP against the real binary with the rmcp client, over Streamable HTTP (`/mcp`) and over stdio
 //! (`switchboard mcp`): tool schemas, every tool, tool errors, the bridge in both directions between MCP and
-//! REST/WS/SSE, progress and cancellation, both subscription eras, hub autostart, and the §10 checks on `/mcp`.
+//! REST/WS/SSE, progress and cancellation, prompts, both subscription eras, hub autostart, and the §10 checks on
+//! `/mcp`.
 //! Long, as one client's view of the whole MCP surface; authorization over MCP is in authz.rs and leaks.rs.
 
 mod common;
@@ -11,7 +12,8 @@ use std::time::Duration;
 use common::*;
 use rmcp::model::{
     CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, ClientRequest,
-    Implementation, JsonObject, ProgressNotificationParam, ProtocolVersion, Request,
+    ContentBlock, GetPromptRequestParams, GetPromptResult, Implementation, JsonObject,
+    ProgressNotificationParam, ProgressToken, ProtocolVersion, Request,
     ResourceUpdatedNotificationParam, ServerNotification, ServerResult, SubscribeRequestParams,
     SubscriptionFilter,
 };
@@ -26,6 +28,8 @@ use tokio::sync::Notify;
 #[derive(Clone, Default)]
 struct Recorder {
     seen: Arc<Mutex<Vec<String>>>,
+    /// Every progress notification, in the order they arrived.
+    progress: Arc<Mutex<Vec<ProgressNotificationParam>>>,
     notify: Arc<Notify>,
 }
 
@@ -33,9 +37,6 @@ impl Recorder {
     fn push(&self, s: String) {
         self.seen.lock().unwrap().push(s);
         self.notify.notify_waiters();
-    }
-    fn count(&self, pred: impl Fn(&str) -> bool) -> usize {
-        self.seen.lock().unwrap().iter().filter(|s| pred(s)).count()
     }
     async fn wait_for(&self, what: &str) {
         let found = tokio::time::timeout(Duration::from_secs(10), async {
@@ -68,7 +69,7 @@ impl ClientHandler for Recorder {
         self.push("list_changed".into());
     }
     async fn on_progress(&self, p: ProgressNotificationParam, _c: NotificationContext<RoleClient>) {
-        self.push(format!("progress:{:?}", p.progress_token.0));
+        self.progress.lock().unwrap().push(p);
     }
     fn get_info(&self) -> ClientConfig {
         ClientConfig::new(
@@ -538,34 +539,70 @@ async fn mcp_waiters(hub: &TestHub) -> usize {
         .count()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn wait_for_event_reports_progress_and_honours_cancellation() {
-    let hub = TestHub::start(&[]);
-    let rec = Recorder::default();
-    let c = http_client(&hub, &rec, None).await;
-    let req = |timeout: u64| {
-        ClientRequest::CallToolRequest(Request::new(
-            CallToolRequestParams::new("wait_for_event")
-                .with_arguments(args(json!({"channel": "quiet", "timeout_s": timeout}))),
-        ))
-    };
-    let h = c
-        .send_cancellable_request(req(3), PeerRequestOptions::no_options())
-        .await
-        .unwrap();
-    let token = format!("progress:{:?}", h.progress_token.0);
-    let ServerResult::CallToolResult(r) = h.await_response().await.unwrap() else {
-        panic!("not a tool result")
+/// The `progress` values of the notifications `rec` has seen for `token`, in the order they came.
+fn progress_of(rec: &Recorder, token: &ProgressToken) -> Vec<f64> {
+    rec.progress
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|p| &p.progress_token == token)
+        .map(|p| p.progress)
+        .collect()
+}
+
+/// A 12 s `wait_for_event` that times out, from a client that gives up after 9 s without a word but restarts that
+/// clock on each progress notification: it gets its result only because progress kept coming.
+async fn a_long_wait_with_progress(c: &Client, rec: &Recorder) {
+    let req = ClientRequest::CallToolRequest(Request::new(
+        CallToolRequestParams::new("wait_for_event")
+            .with_arguments(args(json!({"channel": "quiet", "timeout_s": 12}))),
+    ));
+    let options =
+        PeerRequestOptions::with_timeout(Duration::from_secs(9)).reset_timeout_on_progress();
+    let h = c.send_cancellable_request(req, options).await.unwrap();
+    let token = h.progress_token.clone();
+    let res = h.await_response().await;
+    let seen = progress_of(rec, &token);
+    let Ok(ServerResult::CallToolResult(r)) = res else {
+        panic!("the wait did not last to its result: {res:?}; progress seen: {seen:?}")
     };
     assert_eq!(r.structured_content, Some(json!({"timed_out": true})));
     assert!(
-        rec.count(|s| s == token) >= 2,
-        "expected progress every second; saw {:?}",
-        rec.seen.lock().unwrap()
+        seen.len() >= 2,
+        "at least two progress notifications before the result of a 12 s wait; saw {seen:?}"
     );
+    // non-empty: at least two, checked just above
+    assert!(
+        seen.windows(2).all(|w| w[0] < w[1]),
+        "progress only grows: {seen:?}"
+    );
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn wait_for_event_sends_progress_that_keeps_a_client_waiting() {
+    let hub = TestHub::start(&[]);
+    let (rec_http, rec_stdio) = (Recorder::default(), Recorder::default());
+    let over_http = http_client(&hub, &rec_http, None).await;
+    let over_stdio = stdio_client(&hub, &rec_stdio).await;
+    tokio::join!(
+        a_long_wait_with_progress(&over_http, &rec_http),
+        a_long_wait_with_progress(&over_stdio, &rec_stdio),
+    );
+    over_http.cancel().await.unwrap();
+    over_stdio.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn wait_for_event_honours_cancellation() {
+    let hub = TestHub::start(&[]);
+    let rec = Recorder::default();
+    let c = http_client(&hub, &rec, None).await;
+    let req = ClientRequest::CallToolRequest(Request::new(
+        CallToolRequestParams::new("wait_for_event")
+            .with_arguments(args(json!({"channel": "quiet", "timeout_s": 60}))),
+    ));
     let h = c
-        .send_cancellable_request(req(60), PeerRequestOptions::no_options())
+        .send_cancellable_request(req, PeerRequestOptions::no_options())
         .await
         .unwrap();
     for _ in 0..250 {
@@ -720,6 +757,185 @@ async fn resources_list_and_read() {
     assert!(
         read("switchboard://agents/nope".into()).await.is_err(),
         "unknown agent resource"
+    );
+    c.cancel().await.unwrap();
+}
+
+/// Each message of a prompt as text: a text block's text, an embedded resource's `uri` and text.
+fn prompt_texts(r: &GetPromptResult) -> Vec<String> {
+    r.messages
+        .iter()
+        .map(|m| match &m.content {
+            ContentBlock::Text(t) => t.text.clone(),
+            ContentBlock::Resource(e) => match &e.resource {
+                rmcp::model::ResourceContents::TextResourceContents { uri, text, .. } => {
+                    format!("{uri}\n{text}")
+                }
+                other => panic!("a binary resource in a prompt: {other:?}"),
+            },
+            other => panic!("unexpected prompt content {other:?}"),
+        })
+        .collect()
+}
+
+async fn prompt(c: &Client, name: &str, a: Value) -> Result<GetPromptResult, rmcp::ServiceError> {
+    c.get_prompt(GetPromptRequestParams::new(name).with_arguments(args(a)))
+        .await
+}
+
+/// The MCP error code of a failed `prompts/get`, and its message and data as one string.
+async fn prompt_error(c: &Client, name: &str, a: Value) -> (i32, String) {
+    match prompt(c, name, a.clone()).await {
+        Err(rmcp::ServiceError::McpError(e)) => (e.code.0, format!("{} {:?}", e.message, e.data)),
+        other => panic!("prompt {name} {a} should fail with an MCP error, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn prompts_read_the_hub_as_the_caller() {
+    let hub = TestHub::start(&[]);
+    let hc = http();
+    let a = create_agent(&hc, &hub.url, "prompted").await;
+    let id = a["id"].as_str().unwrap().to_owned();
+    let (s, _) = call_http(
+        hc.patch(format!("{}/api/agents/{id}", hub.url))
+            .json(&json!({"status": "running"})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    for (channel, event) in [
+        ("deploy", "started"),
+        ("deploy", "finished"),
+        ("chat:room", "said"),
+    ] {
+        let (s, b) = call_http(
+            hc.post(format!("{}/api/events", hub.url))
+                .json(&json!({"channel": channel, "event": event, "data": {"by": "ci"}})),
+        )
+        .await;
+        assert_eq!(s, 202, "{b}");
+    }
+    let rec = Recorder::default();
+    let c = http_client(&hub, &rec, None).await;
+
+    let prompts = c.list_all_prompts().await.expect("prompts/list");
+    // Each prompt as `name(argument, optional?)`.
+    let listed: Vec<String> = prompts
+        .iter()
+        .map(|p| {
+            let args: Vec<String> = (p.arguments.iter().flatten())
+                .map(|a| match a.required {
+                    Some(true) => a.name.clone(),
+                    _ => format!("{}?", a.name),
+                })
+                .collect();
+            format!("{}({})", p.name, args.join(", "))
+        })
+        .collect();
+    assert_eq!(listed, ["inspect_agent(id)", "summarize_events(channel?)"]);
+    assert!(
+        prompts
+            .iter()
+            .all(|p| p.description.as_ref().is_some_and(|d| d.len() > 10))
+            && prompts.len() == 2,
+        "every prompt says what it is for: {prompts:?}"
+    );
+
+    // inspect_agent: the ask, the agent as an embedded resource, and its events.
+    let r = prompt(&c, "inspect_agent", json!({"id": id}))
+        .await
+        .unwrap();
+    let texts = prompt_texts(&r);
+    assert_eq!(texts.len(), 3, "{texts:?}");
+    assert!(
+        texts[0].contains("\"prompted\"") && texts[0].contains(&id),
+        "{}",
+        texts[0]
+    );
+    let (uri, state) = texts[1].split_once('\n').unwrap();
+    assert_eq!(uri, format!("switchboard://agents/{id}"));
+    let state: Value = serde_json::from_str(state).unwrap();
+    assert_eq!(
+        (
+            state["name"].as_str(),
+            state["status"].as_str(),
+            state["version"].as_i64()
+        ),
+        (Some("prompted"), Some("running"), Some(2))
+    );
+    let agent_events = &texts[2];
+    let created = agent_events.find("\"agent.created\"").expect(agent_events);
+    let updated = agent_events.find("\"agent.updated\"").expect(agent_events);
+    assert!(created < updated, "oldest first: {agent_events}");
+    assert!(
+        !agent_events.contains("deploy"),
+        "only the agent's channel: {agent_events}"
+    );
+
+    // summarize_events: one channel, or every channel the caller may read.
+    let deploy = prompt_texts(
+        &prompt(&c, "summarize_events", json!({"channel": "deploy"}))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(deploy.len(), 2, "{deploy:?}");
+    assert!(
+        deploy[1].contains("\"started\"") && deploy[1].contains("\"finished\""),
+        "{}",
+        deploy[1]
+    );
+    assert!(!deploy[1].contains("agent.created"), "{}", deploy[1]);
+    let everything = prompt_texts(&prompt(&c, "summarize_events", json!({})).await.unwrap());
+    assert!(
+        everything[1].contains("\"agent.created\"") && everything[1].contains("\"chat:room\""),
+        "{}",
+        everything[1]
+    );
+    let none = prompt_texts(
+        &prompt(&c, "summarize_events", json!({"channel": "silent"}))
+            .await
+            .unwrap(),
+    );
+    assert!(none[1].contains("no events on silent"), "{}", none[1]);
+
+    // Unknown prompts and bad arguments are MCP errors; the session goes on.
+    const INVALID_PARAMS: i32 = -32602;
+    const NOT_FOUND: i32 = -32002;
+    let (code, e) = prompt_error(&c, "no_such_prompt", json!({})).await;
+    assert_eq!(code, INVALID_PARAMS, "{e}");
+    let (code, e) = prompt_error(&c, "inspect_agent", json!({})).await;
+    assert!(code == INVALID_PARAMS && e.contains("id"), "{code} {e}");
+    let (code, e) = prompt_error(&c, "inspect_agent", json!({"id": id, "verbose": "yes"})).await;
+    assert!(
+        code == INVALID_PARAMS && e.contains("verbose"),
+        "{code} {e}"
+    );
+    let (code, e) = prompt_error(&c, "inspect_agent", json!({"id": "no-such-agent"})).await;
+    assert!(code == NOT_FOUND && e.contains("not_found"), "{code} {e}");
+    let (code, e) = prompt_error(&c, "summarize_events", json!({"channel": "bad channel"})).await;
+    assert!(
+        code == INVALID_PARAMS && e.contains("channel"),
+        "{code} {e}"
+    );
+    ok(&c, "hub_status", json!({})).await;
+    c.cancel().await.unwrap();
+
+    // A JWT limited to chat:* gets prompts only over what it may read.
+    let chat = jwt(
+        &hub.token(),
+        json!({"sub": "u", "channels": ["chat:*"], "publish": ["chat:*"]}),
+    );
+    let c = http_client(&hub, &rec, Some(chat)).await;
+    let (_, e) = prompt_error(&c, "inspect_agent", json!({"id": id})).await;
+    assert!(e.contains("forbidden"), "{e}");
+    let (_, e) = prompt_error(&c, "summarize_events", json!({"channel": "deploy"})).await;
+    assert!(e.contains("forbidden"), "{e}");
+    let mine = prompt_texts(&prompt(&c, "summarize_events", json!({})).await.unwrap());
+    assert!(mine[1].contains("\"said\""), "{}", mine[1]);
+    assert!(
+        !mine[1].contains("deploy") && !mine[1].contains("agent."),
+        "only chat:* events: {}",
+        mine[1]
     );
     c.cancel().await.unwrap();
 }

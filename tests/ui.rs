@@ -31,19 +31,25 @@ async fn window_in_headless_chromium() {
         )))
         .await
         .unwrap();
-    let peer = mcp.peer().clone();
-    let ask = tokio::spawn(async move {
-        let a = json!({"question": "Which database?", "timeout_s": 120});
-        peer.call_tool(
-            CallToolRequestParams::new("ask_user").with_arguments(a.as_object().cloned().unwrap()),
-        )
-        .await
-    });
+    let asking = |a: serde_json::Value| {
+        let peer = mcp.peer().clone();
+        tokio::spawn(async move {
+            peer.call_tool(
+                CallToolRequestParams::new("ask_user")
+                    .with_arguments(a.as_object().cloned().unwrap()),
+            )
+            .await
+        })
+    };
+    let ask = asking(json!({"question": "Which database?", "timeout_s": 120}));
+    // And one with choices: buttons in the window.
+    let choose =
+        asking(json!({"question": "Which cache?", "options": ["Redis", "None"], "timeout_s": 120}));
 
     let pending = async {
         loop {
             let (_, q) = call(http().get(format!("{}/api/questions", hub.url))).await;
-            if q["questions"].as_array().is_some_and(|a| !a.is_empty()) {
+            if q["questions"].as_array().is_some_and(|a| a.len() == 2) {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -53,7 +59,7 @@ async fn window_in_headless_chromium() {
         .await
         .is_err()
     {
-        panic!("ask_user never asked: {:?}", ask.await);
+        panic!("ask_user never asked: {:?} {:?}", ask.await, choose.await);
     }
 
     let artifacts = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui");
@@ -88,6 +94,15 @@ async fn window_in_headless_chromium() {
     assert_eq!(
         r.structured_content.unwrap(),
         json!({"answer": "Postgres, from the window", "answered_by": "rest"})
+    );
+    let r = tokio::time::timeout(Duration::from_secs(10), choose)
+        .await
+        .expect("ask_user with options did not return")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        r.structured_content.unwrap(),
+        json!({"answer": "Redis", "answered_by": "rest"})
     );
     assert!(
         artifacts.join("window.png").is_file(),

@@ -256,22 +256,33 @@ function renderQuestions() {
   const list = [...questions.values()];
   $('questions').replaceChildren(
     ...list.map((q) => {
-      const answer = el('textarea', { placeholder: 'Your answer', ariaLabel: `Answer to: ${q.question}` });
-      const send = el('button', { type: 'button', textContent: 'Answer' });
-      send.addEventListener('click', async () => {
-        send.disabled = true;
+      // Sends one answer; the buttons of a question with `options`, or the text box and its button.
+      const reply = async (value, buttons) => {
+        for (const b of buttons) b.disabled = true;
         try {
-          await api(`/api/questions/${encodeURIComponent(q.question_id)}/answer`, { method: 'POST', body: JSON.stringify({ answer: answer.value }) });
+          await api(`/api/questions/${encodeURIComponent(q.question_id)}/answer`, { method: 'POST', body: JSON.stringify({ answer: value }) });
           questions.delete(q.question_id);
           renderQuestions();
         } catch (err) {
-          toast(err.message);
-          send.disabled = false;
+          toast(describe(err));
+          for (const b of buttons) b.disabled = false;
         }
-      });
+      };
+      let controls;
+      if (Array.isArray(q.options) && q.options.length) {
+        const buttons = q.options.map((o) => el('button', { type: 'button', textContent: o, className: 'choice' }));
+        buttons.forEach((b, i) => b.addEventListener('click', () => reply(q.options[i], buttons)));
+        controls = [el('div', { className: 'choices' }, ...buttons)];
+      } else {
+        const answer = el('textarea', { placeholder: 'Your answer', ariaLabel: `Answer to: ${q.question}` });
+        const send = el('button', { type: 'button', textContent: 'Answer' });
+        send.addEventListener('click', () => reply(answer.value, [send]));
+        controls = [answer, send];
+      }
+      const until = q.expires_at ? ` · until ${time(q.expires_at)}` : '';
       return el('div', { className: 'question', dataset: { id: q.question_id } },
-        el('div', { className: 'meta', textContent: `${q.channel} · ${q.asked_at ?? ''}` }),
-        el('div', { className: 'text', textContent: q.question }), answer, send);
+        el('div', { className: 'meta', textContent: `${q.channel} · ${q.asked_at ?? ''}${until}` }),
+        el('div', { className: 'text', textContent: q.question }), ...controls);
     }),
   );
   $('questions-empty').hidden = list.length > 0;
@@ -294,10 +305,11 @@ function onDomainEvent(e) {
   } else if (e.event === 'agent.deleted') {
     agents.delete(e.data.id);
     renderAgents();
-  } else if (e.event === 'question' && e.data?.question_id) {
+  } else if (e.event === 'question' && e.data?.question_id && e.data.via !== 'ide') {
+    // (A question asked only in the IDE is that user's to answer.)
     questions.set(e.data.question_id, { ...e.data, channel: e.channel, asked_at: e.ts });
     renderQuestions();
-  } else if ((e.event === 'answer' || e.event === 'question.expired') && e.data?.question_id) {
+  } else if ((e.event === 'question.answered' || e.event === 'question.withdrawn') && e.data?.question_id) {
     questions.delete(e.data.question_id);
     renderQuestions();
   } else if (e.channel === 'files' && e.event.startsWith('watch.')) {

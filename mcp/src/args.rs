@@ -122,8 +122,16 @@ pub struct AskArgs {
     pub question: String,
     /// Where the question is published (default `questions`).
     pub channel: Option<String>,
-    /// Seconds to wait for an answer, 1–3600 (default 300).
+    /// Seconds the question stays pending, 1–3600 (default 300); then it is withdrawn.
     pub timeout_s: Option<u64>,
+    /// The choices, when the answer is one of them (1–20): buttons in the window, an enum in the IDE's form.
+    pub options: Option<Vec<String>>,
+    /// Where to ask: `hub` (the window and webapps), `ide` (this MCP client's user, through elicitation), or
+    /// `both` (default); the first answer wins.
+    pub via: Option<switchboard_core::Via>,
+    /// A key of the asker's: asking again with the same key (after a call was cut off) joins the pending question
+    /// or returns its answer, instead of asking twice.
+    pub key: Option<String>,
 }
 
 /// The user's answer.

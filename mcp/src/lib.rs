@@ -2,6 +2,8 @@
 //!
 //! - [`server`]: [`SwitchboardMcp`], one per MCP session: who the caller is, and the `ServerHandler` glue.
 //! - [`tools`]: every tool, each a call on the request's caller.
+//! - [`progress`]: `notifications/progress` while a tool waits (`wait_for_event`, `ask_user`).
+//! - [`prompts`]: the prompts, each reading the hub as the request's caller.
 //! - [`args`]: the tools' own arguments and results (the rest are the core's types, with the core's schemas).
 //! - [`resources`]: the resources, and following changes to them for both subscription eras
 //!   (`resources/subscribe` and `subscriptions/listen`).
@@ -13,6 +15,8 @@ pub mod args;
 pub mod bridge;
 pub mod http;
 pub mod ide;
+mod progress;
+mod prompts;
 pub mod resources;
 pub mod server;
 mod tools;

@@ -30,7 +30,8 @@ const AGENTS_LISTED: usize = 500;
 /// Events the events resource shows.
 const EVENTS_SHOWN: usize = 100;
 
-fn agent_uri(id: &str) -> String {
+/// The resource URI of one agent.
+pub(crate) fn agent_uri(id: &str) -> String {
     format!("{AGENT_PREFIX}{id}")
 }
 

@@ -2,8 +2,8 @@
 //! `switchboard mcp` only bridges stdio to it ([`crate::bridge`]).
 //!
 //! Who is calling comes from the request: the hub's guard authenticated it and left a
-//! [`Principal`] on the HTTP request, which rmcp passes on in the request context. Every tool, resource read and
-//! subscription acts as that caller, so MCP obeys the same rules as REST and WebSocket. A legacy session holds
+//! [`Principal`] on the HTTP request, which rmcp passes on in the request context. Every tool, prompt, resource
+//! read and subscription acts as that caller, so MCP obeys the same rules as REST and WebSocket. A legacy session holds
 //! one bus connection from `initialize` on (for its resource notifications), so it counts against the
 //! connection cap like any other client.
 
@@ -11,6 +11,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use axum::http::request::Parts;
+use rmcp::handler::server::router::prompt::PromptRouter;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::model::{
     Extensions, Implementation, InitializeRequestParams, InitializeResult,
@@ -19,7 +20,7 @@ use rmcp::model::{
     ServerConfig, SubscribeRequestParams, SubscriptionFilter, UnsubscribeRequestParams,
 };
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
-use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, tool_handler};
+use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, prompt_handler, tool_handler};
 use switchboard_core::{Caller, ClientInfo, Hub, Principal, Resume, Session, Source};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
@@ -46,6 +47,7 @@ pub struct SwitchboardMcp {
     _watcher_guard: Arc<DropGuard>,
     watcher_stop: CancellationToken,
     tool_router: ToolRouter<Self>,
+    prompt_router: PromptRouter<Self>,
 }
 
 /// The caller the hub's guard left on the HTTP request. Without one (no HTTP request, so no guard ran), the
@@ -73,6 +75,7 @@ impl SwitchboardMcp {
             _watcher_guard: Arc::new(watcher_stop.clone().drop_guard()),
             watcher_stop,
             tool_router: Self::tool_router(),
+            prompt_router: Self::prompt_router(),
         }
     }
 
@@ -93,11 +96,13 @@ impl SwitchboardMcp {
 }
 
 #[tool_handler(router = self.tool_router)]
+#[prompt_handler(router = self.prompt_router)]
 impl ServerHandler for SwitchboardMcp {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(
             ServerCapabilities::builder()
                 .enable_tools()
+                .enable_prompts()
                 .enable_resources()
                 .enable_resources_subscribe()
                 .enable_resources_list_changed()

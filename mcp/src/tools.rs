@@ -1,12 +1,11 @@
 //! The tools (SPEC §8). Each one is a call on the request's [`Caller`](switchboard_core::Caller), which checks
 //! it; the tools add MCP's own parts: schemas and annotations, progress while a wait runs, cancellation.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rmcp::handler::server::wrapper::Parameters;
-use rmcp::model::{ProgressNotificationParam, ProgressToken};
 use rmcp::service::RequestContext;
-use rmcp::{Json, Peer, RoleServer, tool, tool_router};
+use rmcp::{Json, RoleServer, tool, tool_router};
 use switchboard_core::{
     Agent, AgentPage, AgentQuery, ClientInfo, Delivery, EventsPage, EventsQuery, NewAgent,
     NewEvent, Pattern, Resume,
@@ -16,41 +15,8 @@ use crate::args::{
     AnswerOut, AskArgs, Deleted, IdArgs, MAX_ASK_S, MAX_WAIT_S, NoArgs, Seq, Status,
     UpdateAgentArgs, WaitArgs, WaitOut, timeout, tool_err, wait_err,
 };
+use crate::progress;
 use crate::server::SwitchboardMcp;
-
-/// Sends `notifications/progress` every second while a wait runs, when the client asked for progress.
-struct Progress {
-    peer: Peer<RoleServer>,
-    token: Option<ProgressToken>,
-    started: Instant,
-    total_s: u64,
-}
-
-impl Progress {
-    fn new(ctx: &RequestContext<RoleServer>, total_s: u64) -> Self {
-        Progress {
-            peer: ctx.peer.clone(),
-            token: ctx.meta.get_progress_token(),
-            started: Instant::now(),
-            total_s,
-        }
-    }
-
-    async fn tick(&self, what: &str) {
-        let Some(token) = &self.token else { return };
-        let elapsed = self.started.elapsed().as_secs();
-        let p = ProgressNotificationParam::new(token.clone(), elapsed as f64)
-            .with_total(self.total_s as f64)
-            .with_message(format!("{what} ({elapsed}s of {}s)", self.total_s));
-        let _ = self.peer.notify_progress(p).await;
-    }
-}
-
-/// A one-second ticker for progress, first tick after a second.
-fn every_second() -> tokio::time::Interval {
-    let second = Duration::from_secs(1);
-    tokio::time::interval_at(tokio::time::Instant::now() + second, second)
-}
 
 #[tool_router(vis = "pub(crate)")]
 impl SwitchboardMcp {
@@ -238,23 +204,23 @@ impl SwitchboardMcp {
             .caller(&ctx)
             .follow(info, Some(pattern), &resume)
             .map_err(tool_err)?;
-        let progress = Progress::new(&ctx, timeout_s);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout_s);
-        let mut tick = every_second();
-        loop {
-            tokio::select! {
-                () = ctx.ct.cancelled() => return Err(wait_err("cancelled", "the client cancelled the wait".into())),
-                () = tokio::time::sleep_until(deadline) => return Ok(Json(WaitOut { event: None, timed_out: Some(true) })),
-                _ = tick.tick() => progress.tick("waiting for an event").await,
-                d = session.next() => match d {
-                    Some(Delivery::Event(e)) if a.event.as_deref().is_none_or(|n| n == e.event()) => {
-                        return Ok(Json(WaitOut { event: Some(e), timed_out: None }));
-                    }
-                    Some(_) => {}
-                    None => return Err(wait_err("unavailable", "the hub stopped delivering events".into())),
-                },
+        let wait = async {
+            loop {
+                tokio::select! {
+                    () = ctx.ct.cancelled() => return Err(wait_err("cancelled", "the client cancelled the wait".into())),
+                    () = tokio::time::sleep_until(deadline) => return Ok(Json(WaitOut { event: None, timed_out: Some(true) })),
+                    d = session.next() => match d {
+                        Some(Delivery::Event(e)) if a.event.as_deref().is_none_or(|n| n == e.event()) => {
+                            return Ok(Json(WaitOut { event: Some(e), timed_out: None }));
+                        }
+                        Some(_) => {}
+                        None => return Err(wait_err("unavailable", "the hub stopped delivering events".into())),
+                    },
+                }
             }
-        }
+        };
+        progress::reporting(&ctx, timeout_s, "waiting for an event", wait).await
     }
 
     #[tool(
@@ -273,26 +239,31 @@ impl SwitchboardMcp {
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<AnswerOut>, String> {
         let timeout_s = timeout(a.timeout_s, 300, MAX_ASK_S)?;
-        let asked = self
-            .caller(&ctx)
-            .ask(a.question, a.channel)
-            .await
-            .map_err(tool_err)?;
+        let ask = switchboard_core::Ask {
+            question: a.question,
+            channel: a.channel,
+            timeout: Duration::from_secs(timeout_s),
+            key: a.key,
+            options: a.options,
+            via: a.via.unwrap_or(switchboard_core::Via::Both),
+        };
+        let asked = self.caller(&ctx).ask(ask).await.map_err(tool_err)?;
         let question_id = asked.question_id.clone();
-        let progress = Progress::new(&ctx, timeout_s);
         let stop = ctx.ct.clone();
-        let wait = asked.answer(Duration::from_secs(timeout_s), &stop);
-        tokio::pin!(wait);
-        let mut tick = every_second();
-        loop {
-            tokio::select! {
-                r = &mut wait => return match r {
-                    Some(ans) => Ok(Json(AnswerOut { answer: ans.answer, answered_by: ans.answered_by.as_str().to_owned() })),
-                    None if ctx.ct.is_cancelled() => Err(wait_err("cancelled", format!("question {question_id} withdrawn"))),
-                    None => Err(wait_err("timed_out", format!("no answer to question {question_id} within {timeout_s}s"))),
-                },
-                _ = tick.tick() => progress.tick("waiting for the user's answer").await,
-            }
+        let wait = asked.answer(&stop);
+        match progress::reporting(&ctx, timeout_s, "waiting for the user's answer", wait).await {
+            Some(ans) => Ok(Json(AnswerOut {
+                answer: ans.answer,
+                answered_by: ans.answered_by.as_str().to_owned(),
+            })),
+            None if ctx.ct.is_cancelled() => Err(wait_err(
+                "cancelled",
+                format!("question {question_id} withdrawn"),
+            )),
+            None => Err(wait_err(
+                "timed_out",
+                format!("no answer to question {question_id} within {timeout_s}s"),
+            )),
         }
     }
 

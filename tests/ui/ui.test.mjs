@@ -322,13 +322,22 @@ test('the Files panel lists, adds and removes watched folders', async () => {
   }
 });
 
-test('a pending ask_user question is answered from the window', async () => {
+test('pending ask_user questions are answered from the window: in words, and by a choice', async () => {
   await page.waitForSelector('#question-count:not([hidden])', { timeout: 10_000 });
   await page.click('[data-tab=questions]');
-  const q = await page.waitForSelector('.question >> text=Which database?');
-  assert.ok(q);
-  await page.fill('.question textarea', 'Postgres, from the window');
-  await page.click('.question button');
+  const text = page.locator('.question').filter({ hasText: 'Which database?' });
+  const choice = page.locator('.question').filter({ hasText: 'Which cache?' });
+  await text.waitFor();
+  await choice.waitFor();
+  assert.equal(await page.textContent('#question-count'), '2');
+  // The question with options shows them as buttons, and no text box.
+  assert.deepEqual(await choice.locator('button.choice').allTextContents(), ['Redis', 'None']);
+  assert.equal(await choice.locator('textarea').count(), 0);
+  await text.locator('textarea').fill('Postgres, from the window');
+  await text.locator('button').click();
+  await text.waitFor({ state: 'detached', timeout: 5000 });
+  await choice.getByRole('button', { name: 'Redis' }).click();
+  // Answered (question.answered): the window clears it.
   await page.waitForSelector('#questions-empty:not([hidden])', { timeout: 5000 });
   await page.click('[data-tab=events]');
 });

@@ -4,8 +4,8 @@
 //! (`fail to response message` or `failed to send pending response during drain`, with `error=channel closed`).
 //! rmcp logs it when a client goes away while one of its requests is still being answered: a 2026-07-28
 //! `subscriptions/listen` whose stream the client closed, a session ended while a call ran. The answer has nowhere
-//! to go, and that is the client's choice, not a fault of the hub's; rmcp 3.9 has no way to say so, so these lines
-//! are shown only when the log asks for debug detail.
+//! to go, and that is the client's choice, not a fault of the hub's; rmcp (3.11) has no way to say so, so these
+//! lines are shown only when the log asks for debug detail.
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Metadata, Subscriber};

@@ -2,7 +2,8 @@
 //! that reads or changes the hub, each checked against the caller here.
 //!
 //! The Pusher operations (signing channel subscriptions and sign-ins, terminating a user) are in `caller/pusher.rs`;
-//! replaying a logged event is in `caller/log.rs`; the file watcher's roots are in `caller/watch.rs`.
+//! replaying a logged event is in `caller/log.rs`; the file watcher's roots are in `caller/watch.rs`; asking and
+//! answering questions is in `caller/ask.rs`.
 //!
 //! This is the only way in. A transport authenticates once per request or connection, asks the hub for
 //! `hub.caller(principal, source)`, and translates frames into calls on it; it never checks a permission itself.
@@ -29,8 +30,6 @@
 
 use std::future::Future;
 
-use serde_json::{Value, json};
-
 use crate::auth::{Principal, Secret};
 use crate::bus::{ChannelSnapshot, ClientInfo, ClientSnapshot, Resume, Session, SessionHandle};
 use crate::error::{Error, Result};
@@ -40,9 +39,9 @@ use crate::model::{
     Agent, AgentPage, AgentPatch, AgentQuery, EventDraft, EventsPage, EventsQuery, NewAgent,
     NewEvent, Pattern, Scope, Source, check_channel,
 };
-use crate::questions::{Answer, AskedQuestion, PendingQuestion, QUESTIONS_CHANNEL};
 use crate::store::Write;
 
+mod ask;
 mod log;
 mod pusher;
 mod watch;
@@ -322,83 +321,6 @@ impl Caller {
             session.subscribe(p, resume, |_| None)?;
         }
         Ok(session)
-    }
-
-    /// Asks the user a question: registers it as pending and publishes `question {question_id, question}` on
-    /// `channel` (default `questions`). [`AskedQuestion::answer`] waits for the first answer.
-    ///
-    /// # Errors
-    /// 403 without publish on the channel; 422 for an empty or over-long question or a bad channel.
-    pub async fn ask(&self, question: String, channel: Option<String>) -> Result<AskedQuestion> {
-        if question.trim().is_empty() || question.chars().count() > MAX_QUESTION_CHARS {
-            return Err(Error::invalid(
-                "question",
-                format_args!("must be 1–{MAX_QUESTION_CHARS} characters"),
-            ));
-        }
-        let channel = channel.unwrap_or_else(|| QUESTIONS_CHANNEL.to_owned());
-        check_channel("channel", &channel)?;
-        let question_id = uuid::Uuid::new_v4().to_string();
-        let data = json!({"question_id": question_id, "question": question});
-        let draft = self.draft(NewEvent::new(channel.clone(), "question", data))?;
-        let info = PendingQuestion {
-            question_id: question_id.clone(),
-            question,
-            channel,
-            asked_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        };
-        // Registered before it is published, so an answer can never arrive for an unknown question.
-        let questions = self.hub.questions();
-        let rx = questions.open(info);
-        if let Err(e) = self.hub.commit(draft).await {
-            questions.take(&question_id);
-            return Err(e);
-        }
-        Ok(AskedQuestion::new(self.hub.clone(), question_id, rx))
-    }
-
-    /// The pending questions this caller may see, oldest first.
-    pub fn questions(&self) -> Vec<PendingQuestion> {
-        let mut all = self.hub.questions().list();
-        all.retain(|q| self.principal.sees(&q.channel));
-        all
-    }
-
-    /// Answers a pending question. The first answer wins: it is handed to the asker and published as `answer
-    /// {question_id, answer, answered_by}` on the question's channel.
-    ///
-    /// # Errors
-    /// 404 when no such question is pending for this caller (never asked, answered already, expired, or on a
-    /// channel out of its reach); 403 without publish on the question's channel.
-    pub async fn answer(&self, question_id: &str, answer: Value) -> Result<Published> {
-        let gone = || {
-            Error::not_found(format!(
-                "no pending question {question_id:?}: never asked, answered already, or expired"
-            ))
-        };
-        let questions = self.hub.questions();
-        let q = questions
-            .peek(question_id)
-            .filter(|q| self.principal.sees(&q.channel))
-            .ok_or_else(gone)?;
-        let data =
-            json!({"question_id": question_id, "answer": answer, "answered_by": self.source});
-        let draft = self.draft(NewEvent::new(q.channel, "answer", data))?;
-        let (info, reply) = questions.take(question_id).ok_or_else(gone)?;
-        match self.hub.commit(draft).await {
-            Ok(p) => {
-                // The asker may have given up in the meantime; the answer is logged either way.
-                let _ = reply.send(Answer {
-                    answer,
-                    answered_by: self.source,
-                });
-                Ok(p)
-            }
-            Err(e) => {
-                questions.restore(info, reply);
-                Err(e)
-            }
-        }
     }
 
     /// The occupied channels this caller may see: every channel someone subscribes to by name, with how many

@@ -114,6 +114,9 @@ impl Hub {
                 started: Instant::now(),
             }),
         };
+        hub.inner
+            .questions
+            .load(hub.reader().pending_questions().await?);
         let kept = hub.reader().watch_roots().await?;
         Watcher::start(&hub, &hub.inner.config.watch, kept).await;
         Ok(hub)
@@ -257,14 +260,17 @@ impl Hub {
         Ok(self.write(Write::Prune(r)).await?.pruned)
     }
 
-    /// Runs retention now and then every `retention_every` until `stop` is cancelled.
+    /// Runs retention now and then every `retention_every`, and withdraws questions past their deadline every
+    /// second (those whose askers are gone, or that were pending across a restart), until `stop` is cancelled.
     pub fn spawn_retention(&self, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
         let hub = self.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(hub.inner.config.retention_every);
+            let mut questions = tokio::time::interval(Duration::from_secs(1));
             loop {
                 tokio::select! {
                     () = stop.cancelled() => break,
+                    _ = questions.tick() => crate::questions::expire(&hub).await,
                     _ = tick.tick() => match hub.prune().await {
                         Ok(0) => {}
                         Ok(n) => tracing::info!(pruned = n, "retention removed old events"),
@@ -277,8 +283,8 @@ impl Hub {
 
     /// Commits every queued write and stops the writer. Later writes fail with `Unavailable`.
     pub async fn shutdown(&self) {
-        // Nobody will answer now: let waiting askers go.
-        self.inner.questions.clear();
+        // Let waiting askers go; their questions stay pending in the database, for after a restart.
+        self.inner.questions.release();
         // Drops every watch, which ends the task that publishes file events (and its handle on the hub).
         self.inner.watcher.stop();
         self.inner.writer.shutdown().await;

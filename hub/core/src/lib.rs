@@ -47,7 +47,7 @@ pub use model::{
 };
 pub use presence::PresenceMember;
 pub use pusher::{PusherApp, PusherConfig};
-pub use questions::{AskedQuestion, PendingQuestion};
+pub use questions::{Answer, Ask, AskedQuestion, PendingQuestion, Via};
 pub use store::{DatabaseReport, Retention, inspect as inspect_database};
 
 /// The hub's version, as `/health` reports it.

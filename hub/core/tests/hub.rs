@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use switchboard_core::{
-    Caller, ClientInfo, Delivery, EventsQuery, Hub, HubConfig, NewEvent, Pattern, Principal,
+    Ask, Caller, ClientInfo, Delivery, EventsQuery, Hub, HubConfig, NewEvent, Pattern, Principal,
     Resume, Retention, Session, Source,
 };
 use tokio_util::sync::CancellationToken;
@@ -200,20 +200,30 @@ async fn a_failed_write_leaves_no_row_and_no_event() {
     );
 }
 
+fn ask(q: &str, channel: Option<&str>, timeout: Duration) -> Ask {
+    Ask {
+        channel: channel.map(str::to_owned),
+        ..Ask::new(q, timeout)
+    }
+}
+
 #[tokio::test]
-async fn the_first_answer_wins_and_unanswered_questions_expire() {
+async fn the_first_answer_wins_and_unanswered_questions_are_withdrawn() {
     let tmp = tempfile::tempdir().unwrap();
     let hub = hub(tmp.path(), 100).await;
     let ide = hub.caller(Principal::Owner, Source::Mcp);
     let mut s = follow(&owner(&hub), "questions", None);
     let never = CancellationToken::new();
 
-    let q = ide.ask("Ship it?".into(), None).await.unwrap();
+    let q = ide
+        .ask(ask("Ship it?", None, Duration::from_secs(10)))
+        .await
+        .unwrap();
     let id = q.question_id.clone();
     assert_eq!(ide.questions().len(), 1);
     let waiter = tokio::spawn({
         let never = never.clone();
-        async move { q.answer(Duration::from_secs(10), &never).await }
+        async move { q.answer(&never).await }
     });
     let ws = hub.caller(Principal::Anonymous, Source::Ws);
     ws.answer(&id, json!("yes")).await.unwrap();
@@ -230,21 +240,124 @@ async fn the_first_answer_wins_and_unanswered_questions_expire() {
         .expect("answered");
     assert_eq!((got.answer, got.answered_by), (json!("yes"), Source::Ws));
     assert!(ide.questions().is_empty());
-    let names = [next_event(&mut s).await, next_event(&mut s).await];
-    assert_eq!(names.map(|e| e.event().to_owned()), ["question", "answer"]);
-
-    let q = ide.ask("Still there?".into(), None).await.unwrap();
-    assert!(
-        q.answer(Duration::from_millis(50), &never).await.is_none(),
-        "times out"
+    let (asked, answered) = (next_event(&mut s).await, next_event(&mut s).await);
+    assert_eq!(
+        (asked.event(), answered.event()),
+        ("question", "question.answered")
     );
+    let data: Value = serde_json::from_str(answered.data().get()).unwrap();
+    assert_eq!(
+        data,
+        json!({"question_id": id, "answer": "yes", "answered_by": "ws"})
+    );
+
+    let q = ide
+        .ask(ask("Still there?", None, Duration::from_millis(50)))
+        .await
+        .unwrap();
+    assert!(q.answer(&never).await.is_none(), "times out");
     assert!(
         ide.questions().is_empty(),
         "a timed-out question is withdrawn"
     );
     assert_eq!(next_event(&mut s).await.event(), "question");
-    assert_eq!(next_event(&mut s).await.event(), "question.expired");
-    assert!(ide.ask("   ".into(), None).await.is_err());
+    let w = next_event(&mut s).await;
+    assert_eq!(w.event(), "question.withdrawn");
+    assert!(w.data().get().contains(r#""reason":"timeout""#));
+    for bad in [
+        ask("   ", None, WAIT),
+        Ask {
+            options: Some(vec![]),
+            ..ask("pick", None, WAIT)
+        },
+        Ask {
+            options: Some(vec!["a".into(), "a".into()]),
+            ..ask("pick", None, WAIT)
+        },
+        Ask {
+            key: Some(String::new()),
+            ..ask("k", None, WAIT)
+        },
+    ] {
+        assert_eq!(ide.ask(bad).await.unwrap_err().code(), "invalid_field");
+    }
+}
+
+#[tokio::test]
+async fn questions_outlive_the_askers_call_and_a_restart_and_keys_ask_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let never = CancellationToken::new();
+    let first_id;
+    {
+        let hub = hub(tmp.path(), 100).await;
+        let ide = hub.caller(Principal::Owner, Source::Mcp);
+        let keyed = Ask {
+            key: Some("deploy-42".into()),
+            options: Some(vec!["yes".into(), "no".into()]),
+            ..ask("Deploy?", None, Duration::from_secs(60))
+        };
+        let q = ide.ask(keyed.clone()).await.unwrap();
+        assert!(!q.joined);
+        first_id = q.question_id.clone();
+        // The asker's call is cut off: the question stays pending.
+        let cut = CancellationToken::new();
+        cut.cancel();
+        assert!(q.answer(&cut).await.is_none());
+        assert_eq!(ide.questions().len(), 1);
+        // Asking again with the key joins it.
+        let again = ide.ask(keyed).await.unwrap();
+        assert!(again.joined);
+        assert_eq!(again.question_id, first_id);
+        assert_eq!(ide.questions().len(), 1, "asked once");
+        hub.shutdown().await;
+    }
+    // After a restart it is still pending, with its options, and answerable.
+    let hub = hub(tmp.path(), 100).await;
+    let ide = hub.caller(Principal::Owner, Source::Mcp);
+    let listed = ide.questions();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].question_id, first_id);
+    assert_eq!(
+        listed[0].options.as_deref(),
+        Some(&["yes".to_owned(), "no".to_owned()][..])
+    );
+    hub.caller(Principal::Owner, Source::Rest)
+        .answer(&first_id, json!("yes"))
+        .await
+        .unwrap();
+    // The same key now gets that answer at once, without a new question.
+    let keyed = Ask {
+        key: Some("deploy-42".into()),
+        ..ask("Deploy?", None, Duration::from_secs(60))
+    };
+    let q = ide.ask(keyed).await.unwrap();
+    assert!(q.joined);
+    let a = tokio::time::timeout(WAIT, q.answer(&never))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((a.answer, a.answered_by), (json!("yes"), Source::Rest));
+    assert!(ide.questions().is_empty());
+
+    // A question whose asker is gone is withdrawn at its deadline by the background upkeep.
+    let stop = CancellationToken::new();
+    let task = hub.spawn_retention(stop.clone());
+    let mut s = follow(&owner(&hub), "questions", None);
+    let orphan = ide
+        .ask(ask("Anyone?", None, Duration::from_millis(300)))
+        .await
+        .unwrap();
+    let orphan_id = orphan.question_id.clone();
+    drop(orphan);
+    assert_eq!(next_event(&mut s).await.event(), "question");
+    let w = tokio::time::timeout(WAIT, next_event(&mut s))
+        .await
+        .unwrap();
+    assert_eq!(w.event(), "question.withdrawn");
+    assert!(w.data().get().contains(&orphan_id));
+    assert!(ide.questions().is_empty());
+    stop.cancel();
+    task.await.unwrap();
 }
 
 fn jwt_caller(hub: &Hub, claims: Value) -> Caller {
@@ -270,11 +383,11 @@ async fn private_questions_and_channels_stay_with_those_who_may_read_them() {
         json!({"sub": "u", "channels": ["chat:*"], "publish": ["chat:*"]}),
     );
     let asked = owner
-        .ask("the launch code?".into(), Some("private-ops".into()))
+        .ask(ask("the launch code?", Some("private-ops"), WAIT))
         .await
         .unwrap();
     let open = owner
-        .ask("lunch?".into(), Some("chat:1".into()))
+        .ask(ask("lunch?", Some("chat:1"), WAIT))
         .await
         .unwrap();
     assert_eq!(owner.questions().len(), 2);

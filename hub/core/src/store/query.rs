@@ -14,6 +14,7 @@ use super::schema::{
 };
 use crate::error::{Error, Result};
 use crate::model::{Agent, AgentPage, AgentQuery, Event, Pattern, Scope};
+use crate::questions::{PendingQuestion, QUESTION_COLS, QuestionRow};
 
 /// Read-only connections kept for reuse.
 const POOL: usize = 8;
@@ -155,6 +156,42 @@ impl Reader {
             ];
             all.append(&mut args);
             query_events(c, &sql, all)
+        })
+        .await
+    }
+
+    /// The pending questions, oldest first (to rebuild the hub's memory of them when it opens).
+    ///
+    /// # Errors
+    /// `Internal` on a database fault.
+    pub(crate) async fn pending_questions(&self) -> Result<Vec<PendingQuestion>> {
+        self.read(|c| {
+            let sql = format!(
+                "SELECT {QUESTION_COLS} FROM questions WHERE state = 'pending' ORDER BY asked_at, question_id"
+            );
+            let mut stmt = c.prepare_cached(&sql)?;
+            let rows = stmt.query_map([], QuestionRow::from_sql)?;
+            Ok(rows.map(|r| r.map(|q| q.info)).collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    /// The newest question asked on `channel` with `key`, whatever its state.
+    ///
+    /// # Errors
+    /// `Internal` on a database fault.
+    pub(crate) async fn question_by_key(
+        &self,
+        channel: String,
+        key: String,
+    ) -> Result<Option<QuestionRow>> {
+        self.read(move |c| {
+            let sql = format!(
+                "SELECT {QUESTION_COLS} FROM questions WHERE channel = ?1 AND key = ?2 ORDER BY asked_at DESC LIMIT 1"
+            );
+            Ok(c.prepare_cached(&sql)?
+                .query_row([&channel, &key], QuestionRow::from_sql)
+                .optional()?)
         })
         .await
     }

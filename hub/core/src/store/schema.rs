@@ -25,6 +25,14 @@ const MIGRATIONS: &[&str] = &[
     // 2: a replayed event names the seq it copies; the file watcher's roots outlive a restart.
     "ALTER TABLE events ADD COLUMN replay_of INTEGER;
      CREATE TABLE watches (root TEXT PRIMARY KEY, added_at TEXT NOT NULL) STRICT;",
+    // 3: `ask_user` questions outlive the asker's call and a restart.
+    "CREATE TABLE questions (
+         question_id TEXT PRIMARY KEY, question TEXT NOT NULL, channel TEXT NOT NULL, options TEXT, key TEXT,
+         via TEXT NOT NULL, asked_at TEXT NOT NULL, expires_at TEXT NOT NULL,
+         state TEXT NOT NULL CHECK (state IN ('pending', 'answered', 'withdrawn')),
+         answer TEXT, answered_by TEXT, answered_at TEXT) STRICT;
+     CREATE INDEX questions_pending ON questions (state, expires_at);
+     CREATE INDEX questions_key ON questions (channel, key, asked_at) WHERE key IS NOT NULL;",
 ];
 
 /// Now, as the store writes timestamps.

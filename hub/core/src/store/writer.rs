@@ -16,6 +16,7 @@ use super::Retention;
 use super::schema::{get_agent, now_rfc3339};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Agent, AgentPatch, Event, EventDraft, NewAgent, Source};
+use crate::questions::{Answer, PendingQuestion};
 
 /// How many queued writes one transaction may carry.
 const MAX_BATCH: usize = 256;
@@ -47,6 +48,20 @@ pub(crate) enum Write {
     },
     Publish(Vec<EventDraft>),
     Prune(Retention),
+    /// A new pending question and its `question` event.
+    AskQuestion(PendingQuestion, EventDraft),
+    /// The first answer: the row is answered only if still pending (else 404, nothing published), with its
+    /// `question.answered` event.
+    AnswerQuestion {
+        question_id: String,
+        answer: Answer,
+        event: EventDraft,
+    },
+    /// Withdraws a pending question with its `question.withdrawn` event; nothing if it is not pending.
+    WithdrawQuestion {
+        question_id: String,
+        event: EventDraft,
+    },
     /// Keeps (or forgets) a file watcher root, with its `watch.added` / `watch.removed` event on `files`. `keep`
     /// false for a root that only lives as long as this run (`--watch`): the event, no row.
     Watch {
@@ -289,6 +304,14 @@ fn write_agent(tx: &Connection, a: &Agent, insert: bool) -> Result<()> {
 }
 
 /// The agent's own event, on `agent:<id>`.
+/// A write's one event.
+fn one_event(tx: &Connection, ev: &EventDraft, now: &str) -> Result<Committed> {
+    Ok(Committed {
+        events: vec![insert_event(tx, ev, now)?],
+        ..Default::default()
+    })
+}
+
 /// Where `agents.bulk_created` goes (SPEC §3).
 pub(crate) const BULK_CHANNEL: &str = "agents";
 
@@ -396,6 +419,58 @@ fn apply(tx: &Connection, w: Write, pruned_through: &AtomicU64) -> Result<Commit
             })
         }
         Write::Prune(r) => prune(tx, r, pruned_through),
+        Write::AskQuestion(q, ev) => {
+            let options = q
+                .options
+                .as_ref()
+                .map(|o| serde_json::to_string(o).map_err(Error::internal))
+                .transpose()?;
+            tx.prepare_cached(
+                "INSERT INTO questions (question_id, question, channel, options, key, via, asked_at, expires_at, state)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending')",
+            )?
+            .execute(params![
+                q.question_id,
+                q.question,
+                q.channel,
+                options,
+                q.key,
+                q.via.as_str(),
+                q.asked_at,
+                q.expires_at
+            ])?;
+            one_event(tx, &ev, &now)
+        }
+        Write::AnswerQuestion {
+            question_id,
+            answer,
+            event,
+        } => {
+            let text = serde_json::to_string(&answer.answer).map_err(Error::internal)?;
+            let n = tx
+                .prepare_cached(
+                    "UPDATE questions SET state = 'answered', answer = ?2, answered_by = ?3, answered_at = ?4
+                     WHERE question_id = ?1 AND state = 'pending'",
+                )?
+                .execute(params![question_id, text, answer.answered_by.as_str(), now])?;
+            if n == 0 {
+                return Err(Error::not_found(format!(
+                    "no pending question {question_id:?}: never asked, answered already, or withdrawn"
+                )));
+            }
+            one_event(tx, &event, &now)
+        }
+        Write::WithdrawQuestion { question_id, event } => {
+            let n = tx
+                .prepare_cached(
+                    "UPDATE questions SET state = 'withdrawn' WHERE question_id = ?1 AND state = 'pending'",
+                )?
+                .execute([&question_id])?;
+            if n == 0 {
+                return Ok(Committed::default());
+            }
+            one_event(tx, &event, &now)
+        }
         Write::Watch {
             root,
             add,
@@ -419,10 +494,7 @@ fn apply(tx: &Connection, w: Write, pruned_through: &AtomicU64) -> Result<Commit
                 except: None,
                 replay_of: None,
             };
-            Ok(Committed {
-                events: vec![insert_event(tx, &ev, &now)?],
-                ..Default::default()
-            })
+            one_event(tx, &ev, &now)
         }
     }
 }

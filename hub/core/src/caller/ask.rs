@@ -1,0 +1,141 @@
+//! Questions (`ask_user`, SPEC §8): asking one (or joining it again by its key), listing the pending ones, and
+//! answering. See `questions.rs` for how they are kept.
+
+use serde_json::{Value, json};
+
+use super::{Caller, MAX_QUESTION_CHARS};
+use crate::error::{Error, Result};
+use crate::hub::Published;
+use crate::model::{NewEvent, check_channel};
+use crate::questions::{
+    Answer, Ask, AskedQuestion, PendingQuestion, QUESTIONS_CHANNEL, Via, rfc3339,
+};
+use crate::store::Write;
+
+impl Caller {
+    /// Asks the user a question: it is kept as pending and `question {question_id, question, options?,
+    /// expires_at}` is published on `channel` (default `questions`), in one transaction. With a `key` already
+    /// used on that channel, the pending question is joined, or its answer returned, instead of asking twice.
+    /// [`AskedQuestion::answer`] waits for the first answer.
+    ///
+    /// # Errors
+    /// 403 without publish on the channel; 422 for an empty or over-long question, a bad channel, key or options.
+    pub async fn ask(&self, ask: Ask) -> Result<AskedQuestion> {
+        let Ask {
+            question,
+            channel,
+            timeout,
+            key,
+            options,
+            via,
+        } = ask.clone();
+        if question.trim().is_empty() || question.chars().count() > MAX_QUESTION_CHARS {
+            return Err(Error::invalid(
+                "question",
+                format_args!("must be 1–{MAX_QUESTION_CHARS} characters"),
+            ));
+        }
+        ask.check()?;
+        let channel = channel.unwrap_or_else(|| QUESTIONS_CHANNEL.to_owned());
+        check_channel("channel", &channel)?;
+        let questions = self.hub.questions();
+        if let Some(k) = &key {
+            // The caller must still be allowed there: a key does not reach across channels it may not use.
+            self.draft(NewEvent::new(channel.clone(), "question", json!({})))?;
+            if let Some(q) = questions.by_key(&channel, k) {
+                return Ok(AskedQuestion::waiting(self.hub.clone(), q, true));
+            }
+            let earlier = self
+                .hub
+                .reader()
+                .question_by_key(channel.clone(), k.clone())
+                .await?;
+            if let Some(row) = earlier
+                && row.state == "answered"
+                && let Some(a) = row.answer
+            {
+                return Ok(AskedQuestion::answered(self.hub.clone(), row.info, a));
+            }
+        }
+        let now = chrono::Utc::now();
+        let expires = now + chrono::Duration::from_std(timeout).unwrap_or(chrono::Duration::MAX);
+        let info = PendingQuestion {
+            question_id: uuid::Uuid::new_v4().to_string(),
+            question,
+            options,
+            channel: channel.clone(),
+            asked_at: rfc3339(now),
+            expires_at: rfc3339(expires),
+            via,
+            key,
+        };
+        let mut data = json!({
+            "question_id": info.question_id, "question": info.question, "expires_at": info.expires_at,
+            "via": via.as_str(),
+        });
+        if let Some(o) = &info.options {
+            data["options"] = json!(o);
+        }
+        let draft = self.draft(NewEvent::new(channel, "question", data))?;
+        self.hub
+            .write(Write::AskQuestion(info.clone(), draft))
+            .await?;
+        questions.opened(info.clone());
+        Ok(AskedQuestion::waiting(self.hub.clone(), info, false))
+    }
+
+    /// The pending questions this caller may see, oldest first. Questions asked only in the IDE (`via: ide`) are
+    /// not listed: nobody else is meant to answer them.
+    pub fn questions(&self) -> Vec<PendingQuestion> {
+        let mut all = self.hub.questions().list();
+        all.retain(|q| q.via != Via::Ide && self.principal.sees(&q.channel));
+        all
+    }
+
+    /// Answers a pending question. The first answer wins: it is kept, handed to every asker waiting on it, and
+    /// published as `question.answered {question_id, answer, answered_by}` on the question's channel.
+    ///
+    /// # Errors
+    /// 404 when no such question is pending for this caller (never asked, answered already, withdrawn, or on a
+    /// channel out of its reach); 403 without publish on the question's channel.
+    pub async fn answer(&self, question_id: &str, answer: Value) -> Result<Published> {
+        let gone = || {
+            Error::not_found(format!(
+                "no pending question {question_id:?}: never asked, answered already, or withdrawn"
+            ))
+        };
+        let q = self
+            .hub
+            .questions()
+            .peek(question_id)
+            .filter(|q| self.principal.sees(&q.channel))
+            .ok_or_else(gone)?;
+        let data =
+            json!({"question_id": question_id, "answer": answer, "answered_by": self.source});
+        let draft = self.draft(NewEvent::new(q.channel, "question.answered", data))?;
+        // Checked; now claimed, so a second answer or the deadline cannot race this one.
+        self.hub.questions().claim(question_id).ok_or_else(gone)?;
+        let answer = Answer {
+            answer,
+            answered_by: self.source,
+        };
+        let w = Write::AnswerQuestion {
+            question_id: question_id.to_owned(),
+            answer: answer.clone(),
+            event: draft,
+        };
+        let c = match self.hub.write(w).await {
+            Ok(c) => c,
+            Err(e) => {
+                self.hub.questions().unclaim(question_id);
+                return Err(e);
+            }
+        };
+        self.hub.questions().answered(question_id, &answer);
+        let seq = c.events.first().map_or(0, |e| e.seq());
+        Ok(Published {
+            seq,
+            delivered: c.delivered.first().copied().unwrap_or(0),
+        })
+    }
+}
