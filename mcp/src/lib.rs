@@ -3,6 +3,8 @@
 //! - [`server`]: [`SwitchboardMcp`], one per MCP session: who the caller is, and the `ServerHandler` glue.
 //! - [`tools`]: every tool, each a call on the request's caller.
 //! - [`progress`]: `notifications/progress` while a tool waits (`wait_for_event`, `ask_user`).
+//! - [`elicit`]: `ask_user` in the IDE: form-mode elicitation, as a request (to 2025-11-25) or an `input_required`
+//!   result (2026-07-28).
 //! - [`prompts`]: the prompts, each reading the hub as the request's caller.
 //! - [`args`]: the tools' own arguments and results (the rest are the core's types, with the core's schemas).
 //! - [`resources`]: the resources, and following changes to them for both subscription eras
@@ -13,6 +15,7 @@
 
 pub mod args;
 pub mod bridge;
+mod elicit;
 pub mod http;
 pub mod ide;
 mod progress;

@@ -3,20 +3,44 @@
 
 use std::time::Duration;
 
+use rmcp::handler::server::tool::{InputResponses, RequestState};
 use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{CallToolResponse, CallToolResult};
 use rmcp::service::RequestContext;
 use rmcp::{Json, RoleServer, tool, tool_router};
 use switchboard_core::{
-    Agent, AgentPage, AgentQuery, ClientInfo, Delivery, EventsPage, EventsQuery, NewAgent,
-    NewEvent, Pattern, Resume,
+    Agent, AgentPage, AgentQuery, Answer, Ask, ClientInfo, Delivery, EventsPage, EventsQuery,
+    NewAgent, NewEvent, Pattern, Resume, Source, Via,
 };
 
 use crate::args::{
     AnswerOut, AskArgs, Deleted, IdArgs, MAX_ASK_S, MAX_WAIT_S, NoArgs, Seq, Status,
     UpdateAgentArgs, WaitArgs, WaitOut, timeout, tool_err, wait_err,
 };
+use crate::elicit::{self, Outcome};
 use crate::progress;
 use crate::server::SwitchboardMcp;
+
+/// A finished `ask_user`, with its structured result.
+fn answered(answer: serde_json::Value, by: Source) -> CallToolResponse {
+    let out = AnswerOut {
+        answer,
+        answered_by: by.as_str().to_owned(),
+    };
+    let value = serde_json::to_value(&out).unwrap_or_default();
+    CallToolResponse::Complete(CallToolResult::structured(value))
+}
+
+/// The IDE's user declined a question asked only there: it is withdrawn, and the tool fails saying so.
+async fn declined(caller: &switchboard_core::Caller, question_id: &str) -> String {
+    if let Err(e) = caller.withdraw(question_id, "declined").await {
+        tracing::debug!(error = %e, "could not withdraw a declined question");
+    }
+    wait_err(
+        "declined",
+        format!("the user declined to answer question {question_id}"),
+    )
+}
 
 #[tool_router(vis = "pub(crate)")]
 impl SwitchboardMcp {
@@ -224,7 +248,8 @@ impl SwitchboardMcp {
     }
 
     #[tool(
-        description = "Ask the user a question and wait for the answer. Publishes `question` {question_id, question}; the first answer (from the Switchboard window, a webapp's WebSocket `answer` frame, or POST /api/questions/{id}/answer) is returned as {answer, answered_by}. Fails after timeout_s (default 300).",
+        description = "Ask the user a question and wait for the answer. With via `both` (default) or `ide`, and a client that supports elicitation, the question is also put to this IDE's user as a form; with `hub` or `both` it is published as `question` {question_id, question, options?} for the Switchboard window and webapps (WebSocket `answer` frame, POST /api/questions/{id}/answer). The first answer wins and is returned as {answer, answered_by}. `options` makes the answer a choice. The question stays pending for timeout_s (default 300) even if this call is cut off: ask again with the same `key` to take it up or get its answer.",
+        output_schema = rmcp::handler::server::common::schema_for_output::<AnswerOut>(),
         annotations(
             title = "Ask the user",
             read_only_hint = false,
@@ -236,30 +261,95 @@ impl SwitchboardMcp {
     async fn ask_user(
         &self,
         Parameters(a): Parameters<AskArgs>,
+        RequestState(state): RequestState,
+        InputResponses(responses): InputResponses,
         ctx: RequestContext<RoleServer>,
-    ) -> Result<Json<AnswerOut>, String> {
+    ) -> Result<CallToolResponse, String> {
         let timeout_s = timeout(a.timeout_s, 300, MAX_ASK_S)?;
-        let ask = switchboard_core::Ask {
-            question: a.question,
-            channel: a.channel,
-            timeout: Duration::from_secs(timeout_s),
-            key: a.key,
-            options: a.options,
-            via: a.via.unwrap_or(switchboard_core::Via::Both),
+        let caller = self.caller(&ctx);
+        // A client that cannot be asked in the IDE gets the hub path only, whatever `via` says.
+        let in_ide = elicit::form_supported(&ctx);
+        let via = match a.via.unwrap_or(Via::Both) {
+            _ if !in_ide => Via::Hub,
+            v => v,
         };
-        let asked = self.caller(&ctx).ask(ask).await.map_err(tool_err)?;
+        let asked = if let Some(question_id) = state {
+            // 2026-07-28: the call again, with the IDE user's response to the form.
+            let asked = caller.rejoin(&question_id).await.map_err(tool_err)?;
+            match elicit::response(responses.as_ref()) {
+                Some(Outcome::Answered(v)) => match caller.answer(&question_id, v.clone()).await {
+                    Ok(_) => return Ok(answered(v, Source::Mcp)),
+                    // Answered on the hub in the meantime: that answer won.
+                    Err(e) if e.code() == "not_found" => asked,
+                    Err(e) => return Err(tool_err(e)),
+                },
+                _ if asked.info.via == Via::Ide => {
+                    return Err(declined(&caller, &question_id).await);
+                }
+                // Declined or dismissed: the hub path is still open.
+                _ => asked,
+            }
+        } else {
+            let ask = Ask {
+                question: a.question,
+                channel: a.channel,
+                timeout: Duration::from_secs(timeout_s),
+                key: a.key,
+                options: a.options,
+                via,
+            };
+            caller.ask(ask).await.map_err(tool_err)?
+        };
         let question_id = asked.question_id.clone();
+        let info = asked.info.clone();
+        let ide = info.via != Via::Hub && in_ide && !asked.joined;
+        if ide && elicit::round_trips(&ctx) {
+            return Ok(CallToolResponse::InputRequired(elicit::input_required(
+                &info,
+            )));
+        }
         let stop = ctx.ct.clone();
-        let wait = asked.answer(&stop);
-        match progress::reporting(&ctx, timeout_s, "waiting for the user's answer", wait).await {
-            Some(ans) => Ok(Json(AnswerOut {
-                answer: ans.answer,
-                answered_by: ans.answered_by.as_str().to_owned(),
-            })),
+        let hub = asked.answer(&stop);
+        let both = async {
+            if !ide {
+                return hub.await;
+            }
+            tokio::pin!(hub);
+            tokio::select! {
+                a = &mut hub => a,
+                o = elicit::ask_in_ide(&ctx, &info) => match o {
+                    Some(Outcome::Answered(v)) => match caller.answer(&question_id, v.clone()).await {
+                        Ok(_) => Some(Answer { answer: v, answered_by: Source::Mcp }),
+                        Err(_) => hub.await,
+                    },
+                    // Declined, dismissed or not possible: the hub path decides, unless there is none.
+                    _ if info.via == Via::Ide => None,
+                    _ => hub.await,
+                },
+            }
+        };
+        let got = progress::reporting(&ctx, timeout_s, "waiting for the user's answer", both).await;
+        match got {
+            Some(ans) => Ok(answered(ans.answer, ans.answered_by)),
             None if ctx.ct.is_cancelled() => Err(wait_err(
                 "cancelled",
-                format!("question {question_id} withdrawn"),
+                format!(
+                    "question {question_id} is still pending; ask again with the same key to take it up"
+                ),
             )),
+            // Asked only in the IDE, and not answered there: declined (withdrawn now), unless its time ran out.
+            None if ide && info.via == Via::Ide => {
+                match caller.withdraw(&question_id, "declined").await {
+                    Ok(()) => Err(wait_err(
+                        "declined",
+                        format!("the user declined to answer question {question_id}"),
+                    )),
+                    Err(_) => Err(wait_err(
+                        "timed_out",
+                        format!("no answer to question {question_id} within {timeout_s}s"),
+                    )),
+                }
+            }
             None => Err(wait_err(
                 "timed_out",
                 format!("no answer to question {question_id} within {timeout_s}s"),

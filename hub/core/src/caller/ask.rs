@@ -84,6 +84,54 @@ impl Caller {
         Ok(AskedQuestion::waiting(self.hub.clone(), info, false))
     }
 
+    /// Takes up a question asked earlier (an MCP client coming back with the elicited answer, or to keep waiting):
+    /// waiting on it while it is pending, or with its answer once answered.
+    ///
+    /// # Errors
+    /// 404 when it was never asked, was withdrawn, or is on a channel out of this caller's reach.
+    pub async fn rejoin(&self, question_id: &str) -> Result<AskedQuestion> {
+        let gone = || {
+            Error::not_found(format!(
+                "no question {question_id:?} to take up: never asked, or withdrawn"
+            ))
+        };
+        if let Some(q) = self.hub.questions().peek(question_id) {
+            if !self.principal.sees(&q.channel) {
+                return Err(gone());
+            }
+            return Ok(AskedQuestion::waiting(self.hub.clone(), q, true));
+        }
+        let row = self
+            .hub
+            .reader()
+            .question(question_id.to_owned())
+            .await?
+            .filter(|r| self.principal.sees(&r.info.channel))
+            .ok_or_else(gone)?;
+        match (row.state.as_str(), row.answer) {
+            ("answered", Some(a)) => Ok(AskedQuestion::answered(self.hub.clone(), row.info, a)),
+            // Being answered or withdrawn right now: wait for the outcome.
+            ("pending", _) => Ok(AskedQuestion::waiting(self.hub.clone(), row.info, true)),
+            _ => Err(gone()),
+        }
+    }
+
+    /// Withdraws a pending question (`question.withdrawn {question_id, reason}`), e.g. one asked only in the IDE
+    /// whose user declined to answer.
+    ///
+    /// # Errors
+    /// 404 when it is not pending for this caller; 403 without publish on its channel.
+    pub async fn withdraw(&self, question_id: &str, reason: &str) -> Result<()> {
+        let q = self
+            .hub
+            .questions()
+            .peek(question_id)
+            .filter(|q| self.principal.sees(&q.channel))
+            .ok_or_else(|| Error::not_found(format!("no pending question {question_id:?}")))?;
+        self.draft(NewEvent::new(q.channel, "question.withdrawn", json!({})))?;
+        crate::questions::withdraw(&self.hub, question_id, reason).await
+    }
+
     /// The pending questions this caller may see, oldest first. Questions asked only in the IDE (`via: ide`) are
     /// not listed: nobody else is meant to answer them.
     pub fn questions(&self) -> Vec<PendingQuestion> {

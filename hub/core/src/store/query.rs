@@ -176,6 +176,20 @@ impl Reader {
         .await
     }
 
+    /// The question `question_id`, whatever its state.
+    ///
+    /// # Errors
+    /// `Internal` on a database fault.
+    pub(crate) async fn question(&self, question_id: String) -> Result<Option<QuestionRow>> {
+        self.read(move |c| {
+            let sql = format!("SELECT {QUESTION_COLS} FROM questions WHERE question_id = ?1");
+            Ok(c.prepare_cached(&sql)?
+                .query_row([&question_id], QuestionRow::from_sql)
+                .optional()?)
+        })
+        .await
+    }
+
     /// The newest question asked on `channel` with `key`, whatever its state.
     ///
     /// # Errors
