@@ -71,6 +71,16 @@ pub struct Hub {
     inner: Arc<HubInner>,
 }
 
+/// A handle that does not keep the hub alive, for background tasks that should end with it.
+pub(crate) struct WeakHub(std::sync::Weak<HubInner>);
+
+impl WeakHub {
+    /// The hub, while somebody else still holds it.
+    pub(crate) fn upgrade(&self) -> Option<Hub> {
+        self.0.upgrade().map(|inner| Hub { inner })
+    }
+}
+
 struct HubInner {
     questions: Questions,
     writer: Writer,
@@ -223,6 +233,10 @@ impl Hub {
 
     pub(crate) fn questions(&self) -> &Questions {
         &self.inner.questions
+    }
+
+    pub(crate) fn downgrade(&self) -> WeakHub {
+        WeakHub(Arc::downgrade(&self.inner))
     }
 
     pub(crate) fn watcher(&self) -> &Watcher {

@@ -196,9 +196,11 @@ impl Watcher {
     pub(crate) async fn start(hub: &Hub, pinned: &[PathBuf], kept: Vec<PathBuf>) {
         let (tx, mut rx) = mpsc::unbounded_channel::<Batch>();
         *lock(&hub.watcher().batches) = Some(tx);
-        let h = hub.clone();
+        // A weak handle: the task must not keep a hub alive that nobody else holds (one never shut down).
+        let weak = hub.downgrade();
         tokio::spawn(async move {
             while let Some((root, result)) = rx.recv().await {
+                let Some(h) = weak.upgrade() else { break };
                 let drafts = h.watcher().translate(&root, result);
                 if !drafts.is_empty()
                     && let Err(e) = h.write(Write::Publish(drafts)).await
