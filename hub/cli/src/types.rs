@@ -4,6 +4,9 @@
 //! event name, the merge of every payload logged under that name. [`Inference::render`] prints a discriminated union
 //! over `event`. The output depends only on the set of logged payloads — everything is sorted, and neither the hub's
 //! URL nor a timestamp is printed — so it can be checked in and diffed.
+//!
+//! One topic, inference and its rendering; past 500 lines only because about 230 of them are the unit tests of the
+//! merge rules.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;

@@ -3,11 +3,13 @@
 //! - [`schema`]: embedded, versioned migrations; how connections are opened; rows to values.
 //! - [`writer`]: the single writer thread (batched transactions, a savepoint per write, commit, then the
 //!   [`CommitSink`]) and the [`Writer`] handle that queues writes. Dropping the last handle ends the thread.
+//! - `apply`: what each write does inside its savepoint: its rows and the events logged with them.
 //! - [`query`]: the [`Reader`]: pooled read-only connections, the log's epoch and its pruned mark.
 //!
 //! Neither side owns the other, and neither owns the bus: [`open`] migrates and yields the reader, the bus is
 //! built on that reader, and [`Opened::start`] starts the writer with the bus as its sink.
 
+mod apply;
 mod query;
 mod schema;
 mod writer;
