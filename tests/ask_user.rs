@@ -132,6 +132,15 @@ async fn question_log(hub: &TestHub) -> Vec<(String, Value)> {
         .collect()
 }
 
+/// The names of the question events so far.
+async fn question_names(hub: &TestHub) -> Vec<String> {
+    question_log(hub)
+        .await
+        .into_iter()
+        .map(|(e, _)| e)
+        .collect()
+}
+
 async fn pending(url: &str) -> Vec<Value> {
     let (_, q) = call(http().get(format!("{url}/api/questions"))).await;
     q["questions"].as_array().unwrap().clone()
@@ -244,12 +253,10 @@ async fn via_both_a_websocket_answer_first_wins_and_the_form_is_withdrawn() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let names: Vec<String> = question_log(&hub)
-        .await
-        .into_iter()
-        .map(|(e, _)| e)
-        .collect();
-    assert_eq!(names, ["question", "question.answered"]);
+    assert_eq!(
+        question_names(&hub).await,
+        ["question", "question.answered"]
+    );
     c.cancel().await.unwrap();
 }
 
@@ -444,11 +451,9 @@ async fn a_question_outlives_a_hub_restart_and_its_key_returns_the_answer() {
         started.elapsed() < Duration::from_secs(5),
         "answered from the store, not by waiting"
     );
-    let names: Vec<String> = question_log(&hub)
-        .await
-        .into_iter()
-        .map(|(e, _)| e)
-        .collect();
-    assert_eq!(names, ["question", "question.answered"]);
+    assert_eq!(
+        question_names(&hub).await,
+        ["question", "question.answered"]
+    );
     c.cancel().await.unwrap();
 }

@@ -1,6 +1,7 @@
 //! New ways in and out of the log, against the real binary: batch create (1 000 agents in one transaction, all or
 //! nothing, in order on a WebSocket), GitHub webhook deliveries (signed, unsigned and forged, on real payload
-//! shapes), replaying a logged event, and the NDJSON export.
+//! shapes), replaying a logged event, and the NDJSON export; and the CLI on top of them (`agents create --from`,
+//! `record`, `replay`). Just past 500 lines as one tour of the log's ways in and out, each test with its own hub.
 
 mod common;
 
