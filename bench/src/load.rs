@@ -31,6 +31,9 @@ pub(crate) struct Sink {
     pub closed: Cell<usize>,
     /// Connections now waiting at each handshake step (for the error when some never get subscribed).
     pub waiting: RefCell<Vec<usize>>,
+    /// When set, each message's (stamp → first and last receive time, ns) across subscribers: how long one
+    /// pass over the subscribers' sockets takes, apart from the time to the first subscriber.
+    pub passes: RefCell<Option<std::collections::HashMap<u64, (u64, u64)>>>,
 }
 
 impl Sink {
@@ -46,6 +49,7 @@ impl Sink {
             failed: Cell::new(0),
             closed: Cell::new(0),
             waiting: RefCell::new(Vec::new()),
+            passes: RefCell::new(None),
         })
     }
 
@@ -59,6 +63,10 @@ impl Sink {
         let now_ns = now.duration_since(self.base).as_nanos() as u64;
         let us = now_ns.saturating_sub(sent_ns) / 1000;
         let _ = self.hist.borrow_mut().record(us.max(1));
+        if let Some(p) = self.passes.borrow_mut().as_mut() {
+            let e = p.entry(sent_ns).or_insert((now_ns, now_ns));
+            e.1 = now_ns;
+        }
         self.received.set(self.received.get() + 1);
         self.last_at.set(now);
     }
@@ -74,6 +82,27 @@ impl Sink {
 
     pub(crate) fn reset(&self) {
         self.hist.borrow_mut().reset();
+        if let Some(p) = self.passes.borrow_mut().as_mut() {
+            p.clear();
+        }
+    }
+
+    /// Over the messages since the last reset (with `passes` set): p99 of send → first subscriber, and p50 and
+    /// p99 of first → last subscriber, in milliseconds.
+    pub(crate) fn pass_times(&self) -> [f64; 3] {
+        let passes = self.passes.borrow();
+        let Some(p) = passes.as_ref().filter(|p| !p.is_empty()) else {
+            return [f64::NAN; 3];
+        };
+        let mut first: Vec<u64> = p
+            .iter()
+            .map(|(sent, (f, _))| f.saturating_sub(*sent))
+            .collect();
+        let mut pass: Vec<u64> = p.values().map(|(f, l)| l - f).collect();
+        first.sort_unstable();
+        pass.sort_unstable();
+        let at = |v: &[u64], q: f64| v[((v.len() - 1) as f64 * q).round() as usize] as f64 / 1e6;
+        [at(&first, 0.99), at(&pass, 0.5), at(&pass, 0.99)]
     }
 }
 

@@ -7,6 +7,7 @@
 //! - [`server`]: starting each server pinned to its core, waiting for it, and its CPU and memory from `/proc`.
 //! - [`load`]: subscriber connections that time each delivery; the open-loop publisher.
 //! - [`scenarios`]: idle and fan-out for every kind; mutation path and MCP for Switchboard's own protocol.
+//! - [`throughput`]: closed-loop saturation of Switchboard's durable writes (agent mutations, event publishes).
 //! - [`report`]: `bench/results/<label>.json`, the Markdown block in `bench/RESULTS.md`, the SVG plot.
 //!
 //! Run it through `bench/run.sh`, which installs the peers, builds in release mode, raises `ulimit -n` and pins
@@ -17,6 +18,7 @@ mod peer;
 mod report;
 mod scenarios;
 mod server;
+mod throughput;
 mod wire;
 
 use std::path::PathBuf;
@@ -33,6 +35,8 @@ enum Scenario {
     Idle,
     Fanout,
     Mutation,
+    /// Saturation throughput of durable agent mutations and event publishes (closed loop).
+    Throughput,
     Mcp,
     All,
     /// Run nothing: re-render RESULTS.md and the plot from `bench/results/<label>.json`.
@@ -84,6 +88,9 @@ struct Args {
     /// Highest fan-out target (deliveries/s) and mutation rate (mutations/s) to try.
     #[arg(long, default_value_t = 1_000_000.0)]
     max_rate: f64,
+    /// Concurrent keep-alive connections for each throughput step.
+    #[arg(long, value_delimiter = ',', default_value = "64,256")]
+    conc: Vec<usize>,
     /// Subscribers in the mutation scenario.
     #[arg(long, default_value_t = 1000)]
     mut_subs: usize,
@@ -268,6 +275,10 @@ async fn run(args: Args) -> Result<()> {
     }
     if (all || args.scenario == Scenario::Mutation) && kinds.contains(&Kind::Switchboard) {
         results.mutation = scenarios::mutation(&ctx).await?;
+        results.save(&json)?;
+    }
+    if (all || args.scenario == Scenario::Throughput) && kinds.contains(&Kind::Switchboard) {
+        results.throughput = throughput::throughput(&ctx, &kinds, &args.conc).await?;
         results.save(&json)?;
     }
     if (all || args.scenario == Scenario::Mcp) && kinds.contains(&Kind::Switchboard) {

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::peer::{Kind, Proto};
 use crate::scenarios::{AtRest, FanRow, IdleRow, McpRow, MutRow};
+use crate::throughput::ThroughRow;
 
 /// What one run label has measured so far; a scenario run replaces its own part.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -29,6 +30,8 @@ pub(crate) struct Results {
     pub fanout: Vec<FanRow>,
     #[serde(default)]
     pub mutation: Vec<MutRow>,
+    #[serde(default)]
+    pub throughput: Vec<ThroughRow>,
     #[serde(default)]
     pub mcp: Vec<McpRow>,
 }
@@ -107,6 +110,7 @@ pub(crate) fn markdown(label: &str, r: &Results, plot: Option<&str>) -> String {
                 "RSS MB",
                 "KB per connection",
                 "connects/s",
+                "server µs/connect",
             ],
             r.idle.iter().map(|i| {
                 vec![
@@ -115,6 +119,12 @@ pub(crate) fn markdown(label: &str, r: &Results, plot: Option<&str>) -> String {
                     f(i.rss_mb, 1),
                     f(i.kb_per_conn, 2),
                     k(i.connects_per_s),
+                    // Runs before this column existed stored 0.
+                    if i.server_us_per_connect > 0.0 {
+                        f(i.server_us_per_connect, 1)
+                    } else {
+                        "–".into()
+                    },
                 ]
             }),
         );
@@ -202,7 +212,9 @@ pub(crate) fn markdown(label: &str, r: &Results, plot: Option<&str>) -> String {
         let _ = writeln!(
             s,
             "**Mutation path** (Switchboard only: REST creates and updates, half each, each committed to SQLite \
-             before its answer, then delivered over WebSocket; latency is request sent → event received):\n"
+             before its answer, then delivered over WebSocket; latency is request sent → event received; in latency \
+             mode it splits into the time to the first subscriber and one message's pass over every subscriber's \
+             socket, first receive → last):\n"
         );
         table(
             &mut s,
@@ -220,6 +232,9 @@ pub(crate) fn markdown(label: &str, r: &Results, plot: Option<&str>) -> String {
                 "lost",
                 "server CPU",
                 "server µs/mutation",
+                "p99 to 1st sub ms",
+                "pass p50 ms",
+                "pass p99 ms",
             ],
             r.mutation.iter().map(|m| {
                 vec![
@@ -236,6 +251,49 @@ pub(crate) fn markdown(label: &str, r: &Results, plot: Option<&str>) -> String {
                     m.lost.to_string(),
                     format!("{}%", f(m.server_cpu_pct, 0)),
                     f(m.server_us_per_mutation, 1),
+                    f(m.first_p99_ms.unwrap_or(f64::NAN), 1),
+                    f(m.pass_p50_ms.unwrap_or(f64::NAN), 1),
+                    f(m.pass_p99_ms.unwrap_or(f64::NAN), 1),
+                ]
+            }),
+        );
+    }
+    if !r.throughput.is_empty() {
+        let _ = writeln!(
+            s,
+            "**Durable write throughput** (Switchboard only, closed loop: each connection sends its next request when \
+             the last is answered; every Switchboard 2xx was committed and fsynced in a group commit before its \
+             answer; Node `ws`'s publish stores nothing and is there as the cost of an HTTP request on this machine; \
+             one WebSocket subscriber checks every event arrives; latency is request → answer):\n"
+        );
+        table(
+            &mut s,
+            &[
+                "peer",
+                "writes",
+                "connections",
+                "committed/s",
+                "p50 ms",
+                "p99 ms",
+                "failed",
+                "lost",
+                "server CPU",
+                "server µs/write",
+                "tool CPU",
+            ],
+            r.throughput.iter().map(|t| {
+                vec![
+                    t.peer.clone(),
+                    t.op.clone(),
+                    t.concurrency.to_string(),
+                    k(t.ops_per_s),
+                    f(t.p50_ms, 2),
+                    f(t.p99_ms, 2),
+                    t.failed.to_string(),
+                    t.lost.to_string(),
+                    format!("{}%", f(t.server_cpu_pct, 0)),
+                    f(t.server_us_per_op, 1),
+                    format!("{}%", f(t.tool_cpu_pct, 0)),
                 ]
             }),
         );

@@ -42,6 +42,9 @@ pub(crate) struct IdleRow {
     pub rss_mb: f64,
     pub kb_per_conn: f64,
     pub connects_per_s: f64,
+    /// Server CPU per connection opened (TCP accept, upgrade, subscribe), over the opening.
+    #[serde(default)]
+    pub server_us_per_connect: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -78,6 +81,14 @@ pub(crate) struct MutRow {
     pub lost: u64,
     pub server_cpu_pct: f64,
     pub server_us_per_mutation: f64,
+    /// Latency mode: p99 of request sent → first subscriber's receive; p50 and p99 of one message's pass over
+    /// every subscriber (first receive → last). None in durable mode and in older runs.
+    #[serde(default)]
+    pub first_p99_ms: Option<f64>,
+    #[serde(default)]
+    pub pass_p50_ms: Option<f64>,
+    #[serde(default)]
+    pub pass_p99_ms: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -117,10 +128,12 @@ pub(crate) async fn idle(
         let mut subs = Subscribers::new();
         for &n in ns {
             let more = n.saturating_sub(subs.len());
+            let cpu0 = server.usage().cpu_s;
             let secs = subs
                 .open(kind, server.port, "bench", more, &sink)
                 .await
                 .with_context(|| format!("{}: opening {n} connections", kind.name()))?;
+            let cpu1 = server.usage().cpu_s;
             tokio::time::sleep(Duration::from_secs(2)).await;
             let u = server.usage();
             let row = IdleRow {
@@ -130,10 +143,16 @@ pub(crate) async fn idle(
                 rss_mb: mb(u.rss_kb),
                 kb_per_conn: u.rss_kb.saturating_sub(base) as f64 / n as f64,
                 connects_per_s: more as f64 / secs,
+                server_us_per_connect: (cpu1 - cpu0) * 1e6 / more.max(1) as f64,
             };
             eprintln!(
-                "idle  {:20} {:>6} conns  {:>7.1} MB  {:>6.2} KB/conn  {:>7.0} connects/s",
-                row.peer, n, row.rss_mb, row.kb_per_conn, row.connects_per_s
+                "idle  {:20} {:>6} conns  {:>7.1} MB  {:>6.2} KB/conn  {:>7.0} connects/s  {:>6.1} µs/connect",
+                row.peer,
+                n,
+                row.rss_mb,
+                row.kb_per_conn,
+                row.connects_per_s,
+                row.server_us_per_connect
             );
             rows.push(row);
         }
@@ -341,6 +360,7 @@ pub(crate) async fn mutation(ctx: &Ctx) -> Result<Vec<MutRow>> {
         let server = Server::start(Kind::Switchboard, &ctx.paths, ctx.server_core).await?;
         let ids = seed_agents(server.port, 64).await?;
         let sink = Sink::new();
+        *sink.passes.borrow_mut() = Some(Default::default());
         let mut subs = Subscribers::new();
         subs.open(
             Kind::Switchboard,
@@ -405,7 +425,7 @@ pub(crate) async fn mutation(ctx: &Ctx) -> Result<Vec<MutRow>> {
 /// Keep-alive connections the mutation publisher may use at once (each carries one request at a time).
 const MUT_POOL: usize = 1024;
 
-async fn seed_agents(port: u16, n: usize) -> Result<Vec<String>> {
+pub(crate) async fn seed_agents(port: u16, n: usize) -> Result<Vec<String>> {
     let mut c = HttpConn::connect(port).await?;
     let mut ids = Vec::with_capacity(n);
     for i in 0..n {
@@ -459,6 +479,8 @@ async fn mut_step(
         },
     )
     .await;
+    let [first_p99_ms, pass_p50_ms, pass_p99_ms] =
+        sink.pass_times().map(|v| v.is_finite().then_some(v));
     let row = MutRow {
         mode: mode.into(),
         subscribers,
@@ -473,6 +495,9 @@ async fn mut_step(
         lost: m.lost(),
         server_cpu_pct: m.server_cpu_s / m.wall * 100.0,
         server_us_per_mutation: per(m.server_cpu_s * 1e6, m.sent.ok),
+        first_p99_ms,
+        pass_p50_ms,
+        pass_p99_ms,
     };
     eprintln!(
         "mut   {:8} {:>5} subs  {:>6.0}/s → {:>6.0} committed/s  p50 {:>6.1}  p99 {:>6.1}  p99.9 {:>6.1} ms  failed {}  skipped {}  lost {}  srv {:>3.0}% {:>5.1} µs/mut",

@@ -262,7 +262,9 @@ impl Bus {
                     .filter(|s| visible(&s.pattern))
                     .map(|s| s.pattern.to_string())
                     .collect(),
-                connected_at: c.connected_at.clone(),
+                connected_at: c
+                    .connected_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                 sent: c.sent.load(Ordering::Relaxed),
                 received: c.received.load(Ordering::Relaxed),
                 queued: c.queued(),

@@ -50,7 +50,8 @@ pub(super) struct Conn {
     pub(super) info: ClientInfo,
     /// The `sub` of the caller's JWT, if any.
     pub(super) user: Option<String>,
-    pub(super) connected_at: String,
+    /// When it connected; formatted only when `/api/clients` asks (a string per idle connection costs more).
+    pub(super) connected_at: chrono::DateTime<chrono::Utc>,
     queue: Mutex<VecDeque<Outbound>>,
     capacity: usize,
     /// Wakes the connection's task when something is queued.
@@ -76,7 +77,7 @@ impl Conn {
             key,
             info,
             user,
-            connected_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            connected_at: chrono::Utc::now(),
             queue: Mutex::new(VecDeque::new()),
             capacity,
             waker: AtomicWaker::new(),

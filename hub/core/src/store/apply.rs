@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::model::{Agent, Event, EventDraft, Source};
 
 fn insert_event(tx: &Connection, d: &EventDraft, ts: &str) -> Result<Event> {
-    let id = uuid::Uuid::new_v4().to_string();
+    let id = uuid::Uuid::now_v7().to_string();
     let data = serde_json::to_string(&d.data).map_err(Error::internal)?;
     tx.prepare_cached(
         "INSERT INTO events (id, channel, event, data, source, ts, replay_of) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -95,7 +95,7 @@ pub(super) fn apply(tx: &Connection, w: Write, pruned_through: &AtomicU64) -> Re
     let now = now_rfc3339();
     match w {
         Write::CreateAgent(new, source) => {
-            let agent = new.into_agent(uuid::Uuid::new_v4().to_string(), &now)?;
+            let agent = new.into_agent(uuid::Uuid::now_v7().to_string(), &now)?;
             write_agent(tx, &agent, true)?;
             let data = json!({"id": agent.id, "name": agent.name, "version": agent.version});
             let ev = agent_event(&agent, "agent.created", data, source);
@@ -106,7 +106,7 @@ pub(super) fn apply(tx: &Connection, w: Write, pruned_through: &AtomicU64) -> Re
             let mut events = Vec::with_capacity(news.len() + 1);
             for (i, new) in news.into_iter().enumerate() {
                 let agent = new
-                    .into_agent(uuid::Uuid::new_v4().to_string(), &now)
+                    .into_agent(uuid::Uuid::now_v7().to_string(), &now)
                     .map_err(|e| e.at_index(i))?;
                 write_agent(tx, &agent, true)?;
                 let data = json!({"id": agent.id, "name": agent.name, "version": agent.version});

@@ -32,7 +32,7 @@ use switchboard_core::{
 use crate::connect::origin;
 use crate::error::ApiResult;
 use crate::state::AppState;
-use crate::ws::{Closing, Reply, Wire, run};
+use crate::ws::{Closing, Reply, Wire, upgraded};
 
 /// Seconds of silence after which pusher-js pings (sent in `connection_established`).
 pub const ACTIVITY_TIMEOUT_S: u64 = 30;
@@ -115,8 +115,7 @@ pub async fn connect(
         }
         Err(e) => return Err(e.into()),
     };
-    let tracker = state.tasks.clone();
-    Ok(ws.on_upgrade(move |socket| tracker.track_future(run(state, session, socket, PusherWire))))
+    Ok(upgraded(ws, state, session, PusherWire))
 }
 
 /// Accepts the upgrade only to say why the connection cannot stay: `pusher:error`, then a close with `code`.

@@ -28,6 +28,7 @@ use serde_json::{Value, json};
 use switchboard_core::bus::{CLOSE_SLOW_CONSUMER, CLOSE_TERMINATED};
 use switchboard_core::limits::MAX_BODY_BYTES;
 use switchboard_core::{ClientInfo, Delivery, Error, Event, Session, SessionHandle};
+use tokio::time::Instant;
 use tokio_util::sync::WaitForCancellationFuture;
 
 use crate::connect::{ConnectQuery, open, origin};
@@ -104,8 +105,10 @@ impl Wire for Native {
 const HARD_FRAME_LIMIT: usize = 4 * MAX_BODY_BYTES;
 /// Close code for a frame past [`HARD_FRAME_LIMIT`].
 const CLOSE_TOO_BIG: u16 = 1009;
-/// Bytes read from the socket per read call.
-const READ_BUFFER: usize = 512;
+/// Bytes read from the socket per read call, and the read buffer every connection keeps. 256: most client
+/// frames (subscribes, pongs, small publishes) fit, and a bigger one makes tungstenite reserve its full length and
+/// read the rest; 512 cost every idle connection 256 bytes more (issue 14).
+const READ_BUFFER: usize = 256;
 
 fn valid_client_id(id: &str) -> bool {
     (1..=64).contains(&id.len())
@@ -169,8 +172,23 @@ fn upgrade(
     let session = open(&caller, info, &query, Some(greeting), |p, s| {
         Some(subscribed_ack(("channel", json!(p.to_string())), s))
     })?;
-    let tracker = state.tasks.clone();
-    Ok(ws.on_upgrade(move |socket| tracker.track_future(run(state, session, socket, Native))))
+    Ok(upgraded(ws, state, session, Native))
+}
+
+/// Answers the upgrade and, once it is done, runs the connection in a task of its own. Not in axum's upgrade
+/// task: that one keeps the upgrade's configuration and callback beside the future it awaits (about 400 bytes
+/// more per connection for as long as the connection lives).
+pub(crate) fn upgraded<W: Wire>(
+    ws: WebSocketUpgrade,
+    state: AppState,
+    session: Session,
+    wire: W,
+) -> Response {
+    ws.on_upgrade(move |socket| {
+        let tracker = state.tasks.clone();
+        tracker.spawn(run(state, session, socket, wire));
+        std::future::ready(())
+    })
 }
 
 /// The upgrade, or a 400 for a request that is not one, with the frame limits and buffer sizes every hub
@@ -219,95 +237,123 @@ const MAX_BATCH: usize = 64;
 /// One task per connection owns the socket: it reads client frames, writes everything the session has queued
 /// (all of it, then one flush), pings, and times out idle clients. A blocked write still yields to shutdown and
 /// to the bus cutting the session off.
-pub(crate) async fn run<W: Wire>(
+///
+/// Every idle connection keeps this future, so its size is the main part of a connection's memory (issue 14):
+/// - it is an `async move` block rather than an `async fn`, which would keep a second copy of its arguments
+///   (the socket, the session) beside the locals they are moved into, about 530 bytes;
+/// - one timer serves the heartbeat and the idle timeout: it fires at whichever is due first, and a frame from the
+///   client only moves the idle deadline (an `Instant`), not the timer.
+pub(crate) fn run<W: Wire>(
     state: AppState,
     mut session: Session,
     mut socket: WebSocket,
     mut wire: W,
-) {
-    tracing::debug!(client = session.id(), "ws connected");
-    let shutdown = state.shutdown.clone();
-    let cut = session.cut();
-    // Made once and polled by reference: a fresh `cancelled()` per event would take the token's lock each time.
-    let stop = shutdown.cancelled();
-    let cut_off = cut.cancelled();
-    tokio::pin!(stop, cut_off);
-    let mut ping = tokio::time::interval_at(
-        tokio::time::Instant::now() + state.config.heartbeat,
-        state.config.heartbeat,
-    );
-    let idle = tokio::time::sleep(state.config.idle_timeout);
-    tokio::pin!(idle);
-    // Publishes are pipelined: each is queued to the hub at once and acked, in order, when it commits.
-    let mut in_flight = futures_util::stream::FuturesOrdered::new();
-    let end = loop {
-        tokio::select! {
-            biased;
-            () = &mut stop => break End::Close(Closing::Shutdown),
-            // Before events, so a busy stream still pings and its client's pongs keep it from idling out.
-            _ = ping.tick() => {
-                let ping = async {
-                    socket.send(Message::Ping(Bytes::new())).await.map_err(|_| WriteStop::Failed)
-                };
-                if let Err(w) = guarded(stop.as_mut(), cut_off.as_mut(), ping).await {
-                    break stopped(w, &session);
+) -> impl Future<Output = ()> + Send + 'static {
+    async move {
+        tracing::debug!(client = session.id(), "ws connected");
+        let shutdown = state.shutdown.clone();
+        let cut = session.cut();
+        // Made once and polled by reference: a fresh `cancelled()` per event would take the token's lock each time.
+        let stop = shutdown.cancelled();
+        let cut_off = cut.cancelled();
+        tokio::pin!(stop, cut_off);
+        let (heartbeat, idle_timeout) = (state.config.heartbeat, state.config.idle_timeout);
+        let now = Instant::now();
+        let mut ping_at = now + heartbeat;
+        let mut idle_at = now + idle_timeout;
+        let timer = tokio::time::sleep_until(ping_at.min(idle_at));
+        tokio::pin!(timer);
+        // Publishes are pipelined: each is queued to the hub at once and acked, in order, when it commits. Made
+        // on the first publish: an empty `FuturesOrdered` already allocates, and most connections never publish.
+        let mut in_flight = None;
+        let end = loop {
+            tokio::select! {
+                biased;
+                () = &mut stop => break End::Close(Closing::Shutdown),
+                // Before events, so a busy stream still pings and its client's pongs keep it from idling out.
+                () = &mut timer => {
+                    let now = Instant::now();
+                    if now >= idle_at {
+                        tracing::debug!(client = session.id(), "idle timeout");
+                        break End::Close(Closing::Idle);
+                    }
+                    if now >= ping_at {
+                        ping_at = now + heartbeat;
+                        let ping = async {
+                            socket.send(Message::Ping(Bytes::new())).await.map_err(|_| WriteStop::Failed)
+                        };
+                        if let Err(w) = guarded(stop.as_mut(), cut_off.as_mut(), ping).await {
+                            break stopped(w, &session);
+                        }
+                    }
+                    timer.as_mut().reset(ping_at.min(idle_at));
+                }
+                m = socket.recv(), if in_flight.as_ref().is_none_or(|f: &Pending| f.len() < MAX_IN_FLIGHT) => {
+                    let m = match m {
+                        Some(Err(e)) if is_capacity(&e) => break End::Close(Closing::TooBig),
+                        None | Some(Err(_)) => break End::Gone,
+                        Some(Ok(Message::Close(_))) => break End::ClientClosed,
+                        Some(Ok(m)) => m,
+                    };
+                    idle_at = Instant::now() + idle_timeout;
+                    session.record_received();
+                    let reply = match m {
+                        Message::Text(t) => wire.text(t.as_str(), session.handle()),
+                        Message::Binary(_) => Reply::Now(wire.binary()),
+                        _ => Reply::Now(None),
+                    };
+                    match reply {
+                        // A full queue cuts the session off; the next turn of the loop closes it.
+                        Reply::Now(Some(r)) => { session.send_control(r); }
+                        Reply::Now(None) => {}
+                        Reply::Later(f) => in_flight.get_or_insert_with(Pending::new).push_back(f),
+                    }
+                }
+                Some(ack) = next_ack(&mut in_flight), if in_flight.as_ref().is_some_and(|f| !f.is_empty()) => {
+                    if let Some(ack) = ack {
+                        session.send_control(ack);
+                    }
+                }
+                d = session.next() => {
+                    let Some(first) = d else {
+                        // The bus cut the session off (slow consumer).
+                        break stopped(WriteStop::Cut, &session);
+                    };
+                    // Boxed: the write's future is the largest state of this loop, and every idle connection
+                    // would carry room for it (one allocation per batch of up to 64 frames is far cheaper).
+                    let batch = write_batch::<W>(&mut socket, &mut session, first);
+                    if let Err(w) = Box::pin(guarded(stop.as_mut(), cut_off.as_mut(), batch)).await {
+                        break stopped(w, &session);
+                    }
                 }
             }
-            m = socket.recv(), if in_flight.len() < MAX_IN_FLIGHT => {
-                let m = match m {
-                    Some(Err(e)) if is_capacity(&e) => break End::Close(Closing::TooBig),
-                    None | Some(Err(_)) => break End::Gone,
-                    Some(Ok(Message::Close(_))) => break End::ClientClosed,
-                    Some(Ok(m)) => m,
-                };
-                idle.as_mut().reset(tokio::time::Instant::now() + state.config.idle_timeout);
-                session.record_received();
-                let reply = match m {
-                    Message::Text(t) => wire.text(t.as_str(), session.handle()),
-                    Message::Binary(_) => Reply::Now(wire.binary()),
-                    _ => Reply::Now(None),
-                };
-                match reply {
-                    // A full queue cuts the session off; the next turn of the loop closes it.
-                    Reply::Now(Some(r)) => { session.send_control(r); }
-                    Reply::Now(None) => {}
-                    Reply::Later(f) => in_flight.push_back(f),
-                }
+        };
+        drop(session);
+        match end {
+            // Boxed: it runs once, and would otherwise make every connection's task bigger.
+            End::Close(why) => {
+                let (code, reason) = W::close(why);
+                Box::pin(close_handshake(socket, code, reason)).await;
             }
-            Some(ack) = in_flight.next(), if !in_flight.is_empty() => {
-                if let Some(ack) = ack {
-                    session.send_control(ack);
-                }
+            End::ClientClosed => {
+                let _ = tokio::time::timeout(Duration::from_secs(2), socket.flush()).await;
             }
-            d = session.next() => {
-                let Some(first) = d else {
-                    // The bus cut the session off (slow consumer).
-                    break stopped(WriteStop::Cut, &session);
-                };
-                let batch = write_batch::<W>(&mut socket, &mut session, first);
-                if let Err(w) = guarded(stop.as_mut(), cut_off.as_mut(), batch).await {
-                    break stopped(w, &session);
-                }
-            }
-            () = &mut idle => {
-                tracing::debug!(client = session.id(), "idle timeout");
-                break End::Close(Closing::Idle);
-            }
+            End::Gone => {}
         }
-    };
-    drop(session);
-    match end {
-        // Boxed: it runs once, and would otherwise make every connection's task bigger.
-        End::Close(why) => {
-            let (code, reason) = W::close(why);
-            Box::pin(close_handshake(socket, code, reason)).await;
-        }
-        End::ClientClosed => {
-            let _ = tokio::time::timeout(Duration::from_secs(2), socket.flush()).await;
-        }
-        End::Gone => {}
+        tracing::debug!("ws disconnected");
     }
-    tracing::debug!("ws disconnected");
+}
+
+/// Publishes waiting for their commit, acked in order.
+type Pending =
+    futures_util::stream::FuturesOrdered<futures_util::future::BoxFuture<'static, Option<Bytes>>>;
+
+/// The next ack of `pending` (which the caller has checked is not empty).
+async fn next_ack(pending: &mut Option<Pending>) -> Option<Option<Bytes>> {
+    match pending {
+        Some(p) => p.next().await,
+        None => None,
+    }
 }
 
 /// Did the socket refuse a frame past [`HARD_FRAME_LIMIT`]?
