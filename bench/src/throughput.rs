@@ -119,7 +119,7 @@ fn request(
         return kind.publish(stamp);
     }
     let body = format!(r#"{{"name":"BT{stamp}"}}"#).into_bytes();
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         ("POST", "/api/agents".into(), body)
     } else {
         let id = &ids[(i / 2) as usize % ids.len()];

@@ -243,6 +243,10 @@ const MAX_BATCH: usize = 64;
 ///   (the socket, the session) beside the locals they are moved into, about 530 bytes;
 /// - one timer serves the heartbeat and the idle timeout: it fires at whichever is due first, and a frame from the
 ///   client only moves the idle deadline (an `Instant`), not the timer.
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an async fn would keep a second copy of its arguments in every connection's future"
+)]
 pub(crate) fn run<W: Wire>(
     state: AppState,
     mut session: Session,
