@@ -261,7 +261,7 @@ pub(crate) fn markdown(label: &str, r: &Results, plot: Option<&str>) -> String {
     if !r.throughput.is_empty() {
         let _ = writeln!(
             s,
-            "**Durable write throughput** (Switchboard only, closed loop: each connection sends its next request when \
+            "**Durable write throughput** (closed loop: each connection sends its next request when \
              the last is answered; every Switchboard 2xx was committed and fsynced in a group commit before its \
              answer; Node `ws`'s publish stores nothing and is there as the cost of an HTTP request on this machine; \
              one WebSocket subscriber checks every event arrives; latency is request → answer):\n"
