@@ -349,6 +349,17 @@ pub(crate) async fn open_loop(
     sent.get()
 }
 
+/// Waits for a measured step's deliveries: until `sink` has `target`, or 3 s pass with nothing new (20 s at most).
+pub(crate) async fn await_deliveries(sink: &Sink, target: u64) {
+    drain(
+        sink,
+        target,
+        Duration::from_secs(3),
+        Duration::from_secs(20),
+    )
+    .await;
+}
+
 /// Waits until `sink` has `target` deliveries, or nothing arrived for `quiet`, or `max` passed.
 pub(crate) async fn drain(sink: &Sink, target: u64, quiet: Duration, max: Duration) {
     let start = Instant::now();

@@ -18,7 +18,7 @@ use anyhow::Result;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::load::{Sink, Subscribers, drain};
+use crate::load::{Sink, Subscribers, await_deliveries};
 use crate::peer::{Kind, Server, Usage};
 use crate::scenarios::{Ctx, seed_agents};
 use crate::wire::HttpConn;
@@ -207,13 +207,7 @@ async fn step(
         let _ = t.await;
     }
     let expected = tally.ok_total.get();
-    drain(
-        sink,
-        r0 + expected,
-        Duration::from_secs(3),
-        Duration::from_secs(20),
-    )
-    .await;
+    await_deliveries(sink, r0 + expected).await;
     let h = tally.hist.borrow();
     let q = |q: f64| {
         if h.is_empty() {
