@@ -294,7 +294,7 @@ impl Measured {
 }
 
 /// `a / b`, or NaN when nothing was counted.
-fn per(a: f64, b: u64) -> f64 {
+pub(crate) fn per(a: f64, b: u64) -> f64 {
     if b > 0 { a / b as f64 } else { f64::NAN }
 }
 
@@ -417,6 +417,22 @@ pub(crate) async fn mutation(ctx: &Ctx) -> Result<Vec<MutRow>> {
     Ok(rows)
 }
 
+/// The `i`-th request of a mutation run: creates and updates of the seeded `ids`, alternating, each renaming to
+/// `BT<stamp>` so its event carries the send time.
+pub(crate) fn mutation_request(
+    i: u64,
+    stamp: u64,
+    ids: &[String],
+) -> (&'static str, String, Vec<u8>) {
+    let body = format!(r#"{{"name":"BT{stamp}"}}"#).into_bytes();
+    if i.is_multiple_of(2) {
+        ("POST", "/api/agents".into(), body)
+    } else {
+        let id = &ids[(i / 2) as usize % ids.len()];
+        ("PATCH", format!("/api/agents/{id}"), body)
+    }
+}
+
 /// Keep-alive connections the mutation publisher may use at once (each carries one request at a time).
 const MUT_POOL: usize = 1024;
 
@@ -456,22 +472,7 @@ async fn mut_step(
         count,
         MUT_POOL,
         subscribers,
-        move |i, stamp| {
-            if i % 2 == 0 {
-                (
-                    "POST",
-                    "/api/agents".into(),
-                    format!(r#"{{"name":"BT{stamp}"}}"#).into_bytes(),
-                )
-            } else {
-                let id = &ids[(i / 2) as usize % ids.len()];
-                (
-                    "PATCH",
-                    format!("/api/agents/{id}"),
-                    format!(r#"{{"name":"BT{stamp}"}}"#).into_bytes(),
-                )
-            }
-        },
+        move |i, stamp| mutation_request(i, stamp, &ids),
     )
     .await;
     let [first_p99_ms, pass_p50_ms, pass_p99_ms] =

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::load::{Sink, Subscribers, await_deliveries};
 use crate::peer::{Kind, Server, Usage};
-use crate::scenarios::{Ctx, seed_agents};
+use crate::scenarios::{Ctx, mutation_request, per, seed_agents};
 use crate::wire::HttpConn;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -118,13 +118,7 @@ fn request(
     if op != MUTATIONS {
         return kind.publish(stamp);
     }
-    let body = format!(r#"{{"name":"BT{stamp}"}}"#).into_bytes();
-    if i.is_multiple_of(2) {
-        ("POST", "/api/agents".into(), body)
-    } else {
-        let id = &ids[(i / 2) as usize % ids.len()];
-        ("PATCH", format!("/api/agents/{id}"), body)
-    }
+    mutation_request(i, stamp, ids)
 }
 
 async fn step(
@@ -228,11 +222,7 @@ async fn step(
         failed: tally.failed.get(),
         lost: expected.saturating_sub(sink.received.get() - r0),
         server_cpu_pct: server_cpu / secs * 100.0,
-        server_us_per_op: if ok > 0 {
-            server_cpu * 1e6 / ok as f64
-        } else {
-            f64::NAN
-        },
+        server_us_per_op: per(server_cpu * 1e6, ok),
         tool_cpu_pct: (t1.cpu_s - t0.cpu_s) / secs * 100.0,
     }
 }
