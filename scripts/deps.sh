@@ -3,7 +3,9 @@
 #
 #   need_packages build            a C compiler and pkg-config (bundled SQLite, the -sys crates)
 #   need_packages desktop          WebKitGTK and friends, for the tray app (Tauri 2)
-#   need_packages test             Node, Python with venv, Chromium, and the X tools of the desktop smoke test
+#   need_packages test             Node, Python with venv, Chromium, the X tools of the desktop smoke test, and
+#                                  PostgreSQL (the suite's second pass and the scale-out tests run a throwaway
+#                                  cluster, scripts/pg.sh)
 #
 # It runs apt-get as root, or through sudo for anyone else.
 
@@ -24,6 +26,7 @@ _missing_packages() {
       python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || echo python3-venv
       [ -x /usr/bin/chromium ] || echo chromium
       _not_installed xvfb xauth dbus-x11 imagemagick x11-utils xdotool
+      compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || echo postgresql
       ;;
     *)
       echo "deps.sh: no package group named $1" >&2

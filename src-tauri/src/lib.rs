@@ -54,14 +54,17 @@ async fn start_hub(
     args: &Args,
     stop: CancellationToken,
 ) -> (Outcome, switchboard_server::ServerConfig) {
-    let file = match config::load_file(&args.common) {
-        Ok(f) => f,
+    let cfg = config::load_file(&args.common)
+        .and_then(|file| config::server_config(&args.serve, &args.common, file));
+    let cfg = match cfg {
+        Ok(c) => c,
         Err(e) => {
-            let cfg = config::server_config(&args.serve, &args.common, Default::default());
+            // Without a usable file the flags alone still say where the data dir is.
+            let cfg = config::server_config(&args.serve, &args.common, Default::default())
+                .unwrap_or_else(|_| switchboard_server::ServerConfig::new(config::default_data_dir()));
             return (Outcome::Failed(format!("{e:#}")), cfg);
         }
     };
-    let cfg = config::server_config(&args.serve, &args.common, file);
     let url = format!(
         "http://{}:{}",
         if cfg.bind.is_unspecified() {

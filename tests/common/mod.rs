@@ -52,6 +52,7 @@ impl TestHub {
         let mut child = Command::new(bin)
             .args(["serve", "--data-dir"])
             .arg(dir)
+            .args(store_args(dir))
             .args(args)
             .env("RUST_LOG", "warn")
             .env_remove("SWITCHBOARD_URL")
@@ -126,6 +127,22 @@ impl Drop for TestHub {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The suite's PostgreSQL pass (`SWITCHBOARD_TEST_STORE=postgres://…`, set by scripts/test.sh): `--store` naming
+/// a database of this data dir's own, so a restart on the same dir finds its data and no two tests share a log.
+/// Nothing otherwise: the default SQLite file.
+pub(crate) fn store_args(dir: &Path) -> Vec<String> {
+    use std::hash::{Hash, Hasher};
+    let Ok(base) = std::env::var("SWITCHBOARD_TEST_STORE") else {
+        return Vec::new();
+    };
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    dir.hash(&mut h);
+    vec![
+        "--store".into(),
+        format!("{}/sb_{:016x}", base.trim_end_matches('/'), h.finish()),
+    ]
 }
 
 pub(crate) fn signal(pid: u32, sig: &str) {

@@ -10,6 +10,7 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { storeArgs } from '../js/store.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const NODE22 = join(here, 'node_modules/node/bin/node');
@@ -27,7 +28,7 @@ class Hub {
     assert.ok(bin, 'SWITCHBOARD_BIN must name the switchboard binary');
     this.bin = bin;
     this.dir = mkdtempSync(join(tmpdir(), 'switchboard-inspector-'));
-    this.proc = spawn(bin, ['serve', '--port', '0', '--data-dir', this.dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+    this.proc = spawn(bin, ['serve', '--port', '0', '--data-dir', this.dir, ...storeArgs(this.dir)], { stdio: ['ignore', 'pipe', 'inherit'] });
     const line = await new Promise((resolve, reject) => {
       createInterface({ input: this.proc.stdout }).once('line', resolve);
       this.proc.once('exit', (code) => reject(new Error(`hub exited with ${code}`)));

@@ -1,3 +1,5 @@
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { storeArgs } from './store.mjs';
 // Shared by the protocol tests: a real hub process (started, SIGKILLed, restarted on the same port and data dir),
 // its REST API, the official MCP TypeScript client, and small waiting helpers. SWITCHBOARD_BIN names the binary.
 import assert from 'node:assert/strict';
@@ -39,7 +41,7 @@ export class Hub {
     this.port ??= await freePort();
     const args = ['serve', '--port', String(this.port), '--data-dir', this.dir,
       '--pusher-app-id', PUSHER.appId, '--pusher-key', PUSHER.key, '--pusher-secret', PUSHER.secret,
-      ...this.extraArgs];
+      ...storeArgs(this.dir), ...this.extraArgs];
     this.proc = spawn(bin, args, { stdio: ['ignore', 'pipe', 'inherit'] });
     const line = await new Promise((resolve, reject) => {
       createInterface({ input: this.proc.stdout }).once('line', resolve);

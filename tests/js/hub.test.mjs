@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import WebSocket from 'ws';
 import { EventSource } from 'eventsource';
+import { storeArgs } from './store.mjs';
 
 const BIN = process.env.SWITCHBOARD_BIN;
 let hub, url, dir;
@@ -16,7 +17,7 @@ let hub, url, dir;
 before(async () => {
   assert.ok(BIN, 'SWITCHBOARD_BIN must name the switchboard binary');
   dir = mkdtempSync(join(tmpdir(), 'switchboard-js-'));
-  hub = spawn(BIN, ['serve', '--port', '0', '--data-dir', dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+  hub = spawn(BIN, ['serve', '--port', '0', '--data-dir', dir, ...storeArgs(dir)], { stdio: ['ignore', 'pipe', 'inherit'] });
   const line = await new Promise((resolve, reject) => {
     createInterface({ input: hub.stdout }).once('line', resolve);
     hub.once('exit', (code) => reject(new Error(`hub exited with ${code}`)));

@@ -2,6 +2,7 @@
 flags such as `--require-token`), and MCP client sessions over stdio (`switchboard mcp`) and Streamable HTTP
 (`/mcp`, optionally with extra HTTP headers such as `Authorization`), made with the Python `mcp` SDK."""
 import gc
+import hashlib
 import json
 import os
 import subprocess
@@ -44,12 +45,22 @@ class Hub:
             return e.code, json.loads(e.read().decode() or "null")
 
 
+def store_args(data_dir: str) -> list[str]:
+    """The suite's PostgreSQL pass (SWITCHBOARD_TEST_STORE=postgres://…, set by scripts/test.sh): `--store` naming a
+    database of this data dir's own. Without the variable: nothing, and the hub keeps its SQLite file."""
+    base = os.environ.get("SWITCHBOARD_TEST_STORE")
+    if not base:
+        return []
+    name = hashlib.sha256(data_dir.encode()).hexdigest()[:16]
+    return ["--store", f"{base.rstrip('/')}/sb_{name}"]
+
+
 @contextmanager
 def running_hub(*flags: str):
     """Runs `switchboard serve --port 0` with `flags` in a fresh data dir until the block ends."""
     assert BIN, "SWITCHBOARD_BIN must name the switchboard binary"
     with tempfile.TemporaryDirectory() as d:
-        proc = subprocess.Popen([BIN, "serve", "--port", "0", "--data-dir", d, *flags], stdout=subprocess.PIPE,
+        proc = subprocess.Popen([BIN, "serve", "--port", "0", "--data-dir", d, *store_args(d), *flags], stdout=subprocess.PIPE,
                                 stderr=subprocess.DEVNULL, text=True)
         try:
             line = proc.stdout.readline().strip()

@@ -8,6 +8,7 @@ import { createServer } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { storeArgs } from '../../../tests/js/store.mjs';
 
 export const BIN = process.env.SWITCHBOARD_BIN || join(homedir(), '.cache/switchboard-target/debug/switchboard');
 
@@ -43,7 +44,7 @@ export class Hub {
   async start() {
     assert.ok(existsSync(BIN), `no switchboard binary at ${BIN}; build it or set SWITCHBOARD_BIN`);
     this.port ??= await freePort();
-    this.proc = spawn(BIN, ['serve', '--port', String(this.port), '--data-dir', this.dir, ...this.args], {
+    this.proc = spawn(BIN, ['serve', '--port', String(this.port), '--data-dir', this.dir, ...storeArgs(this.dir), ...this.args], {
       stdio: ['ignore', 'pipe', 'ignore'],
     });
     const line = await new Promise((resolve, reject) => {

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::Args;
 use serde::Deserialize;
+use switchboard_core::StoreConfig;
 use switchboard_server::ServerConfig;
 
 /// Flags shared by every subcommand that needs the data dir.
@@ -72,6 +73,10 @@ pub struct ServeArgs {
     /// is refused].
     #[arg(long, env = "SWITCHBOARD_GITHUB_SECRET", hide_env_values = true)]
     pub github_secret: Option<String>,
+    /// Where agents and the log live: `sqlite` (the file in the data dir) or a postgres://user@host/db URL that
+    /// several hubs share [default: sqlite].
+    #[arg(long, env = "SWITCHBOARD_STORE", hide_env_values = true, value_parser = parse_store)]
+    pub store: Option<StoreConfig>,
     /// Watch this directory for file changes (repeatable): events on the `files` channel.
     #[arg(
         long = "watch",
@@ -105,6 +110,7 @@ pub struct FileConfig {
     pub pusher_secret: Option<String>,
     pub github_secret: Option<String>,
     pub watch: Option<Vec<PathBuf>>,
+    pub store: Option<String>,
     /// Client subcommands: the hub URL.
     pub hub: Option<String>,
 }
@@ -152,9 +158,21 @@ pub fn data_dir(common: &CommonArgs, file: &FileConfig) -> PathBuf {
         .unwrap_or_else(default_data_dir)
 }
 
+fn parse_store(s: &str) -> Result<StoreConfig, String> {
+    StoreConfig::parse(s).map_err(|e| e.message().to_owned())
+}
+
 /// Merges flags/env (already in `args`), the file and the defaults.
-pub fn server_config(args: &ServeArgs, common: &CommonArgs, file: FileConfig) -> ServerConfig {
+///
+/// # Errors
+/// When the file's `store` is neither `sqlite` nor a PostgreSQL URL.
+pub fn server_config(args: &ServeArgs, common: &CommonArgs, file: FileConfig) -> Result<ServerConfig> {
     let mut c = ServerConfig::new(data_dir(common, &file));
+    c.store = match (&args.store, &file.store) {
+        (Some(s), _) => s.clone(),
+        (None, Some(s)) => StoreConfig::parse(s).map_err(|e| anyhow::anyhow!("switchboard.toml: {}", e.message()))?,
+        (None, None) => StoreConfig::default(),
+    };
     if let Some(b) = args.bind.or(file.bind) {
         c.bind = b;
     }
@@ -204,5 +222,5 @@ pub fn server_config(args: &ServeArgs, common: &CommonArgs, file: FileConfig) ->
     } else {
         args.watch.clone()
     };
-    c
+    Ok(c)
 }

@@ -209,7 +209,7 @@ fn print(v: &Value) {
 
 async fn serve(args: ServeArgs, common: CommonArgs) -> Result<ExitCode> {
     let file = config::load_file(&common)?;
-    let cfg = config::server_config(&args, &common, file);
+    let cfg = config::server_config(&args, &common, file)?;
     let stop = CancellationToken::new();
     let running = match switchboard::start(cfg, stop.clone()).await {
         Ok(r) => r,

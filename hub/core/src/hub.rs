@@ -16,14 +16,16 @@ use crate::model::{EventDraft, Source};
 use crate::presence::Presence;
 use crate::pusher::{PusherApp, PusherConfig};
 use crate::questions::Questions;
-use crate::store::{Committed, Reader, Retention, Write, Writer};
+use crate::store::{Committed, LogWriter, Reader, Retention, StoreConfig, Write};
 use crate::watcher::Watcher;
 
 /// Core settings; every field has a sensible default.
 #[derive(Debug, Clone)]
 pub struct HubConfig {
-    /// Where `switchboard.db` and `token` live.
+    /// Where `switchboard.db` (with the default store) and `token` live.
     pub data_dir: PathBuf,
+    /// Which database holds agents and the log: the SQLite file in `data_dir`, or a shared PostgreSQL.
+    pub store: StoreConfig,
     /// What the log keeps.
     pub retention: Retention,
     /// How often retention runs.
@@ -45,6 +47,7 @@ impl HubConfig {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             data_dir: data_dir.into(),
+            store: StoreConfig::default(),
             retention: Retention::default(),
             retention_every: Duration::from_secs(60),
             bus: BusConfig::default(),
@@ -83,7 +86,7 @@ impl WeakHub {
 
 struct HubInner {
     questions: Questions,
-    writer: Writer,
+    writer: Box<dyn LogWriter>,
     bus: Bus,
     auth: Auth,
     pusher: PusherApp,
@@ -94,18 +97,22 @@ struct HubInner {
 }
 
 impl Hub {
-    /// Opens the database in `config.data_dir` (creating it and the token file if needed) and starts the writer.
+    /// Opens the store `config.store` names (creating and migrating it if needed), the token file in
+    /// `config.data_dir`, and starts the writer.
     ///
     /// # Errors
-    /// `Internal` if the database or the token file cannot be opened, created or migrated.
+    /// `Internal` if the database or the token file cannot be opened, created or migrated; `Unavailable` if
+    /// PostgreSQL cannot be reached.
     pub async fn open(config: HubConfig) -> Result<Self> {
         let dir = config.data_dir.clone();
-        // Opening runs migrations and may fsync: keep it off the async threads.
+        let opened = crate::store::open(&config.store, &dir).await?;
+        // Reading or creating the token and Pusher files may fsync: keep it off the async threads.
         let pusher_cfg = config.pusher.clone();
-        let (opened, token, pusher) = tokio::task::spawn_blocking(move || -> Result<_> {
-            let opened = crate::store::open(&dir)?;
+        let (token, pusher) = tokio::task::spawn_blocking(move || -> Result<_> {
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| Error::internal(format_args!("creating {}: {e}", dir.display())))?;
             let token = load_or_create_token(&dir)?;
-            Ok((opened, token, PusherApp::load_or_create(&dir, &pusher_cfg)?))
+            Ok((token, PusherApp::load_or_create(&dir, &pusher_cfg)?))
         })
         .await
         .map_err(Error::internal)??;
@@ -188,9 +195,14 @@ impl Hub {
         self.inner.auth.required()
     }
 
-    /// Where `switchboard.db` and `token` live.
+    /// Where `token` (and, with the default store, `switchboard.db`) live.
     pub fn data_dir(&self) -> &Path {
         &self.inner.config.data_dir
+    }
+
+    /// Which database holds agents and the log.
+    pub fn store(&self) -> &StoreConfig {
+        &self.inner.config.store
     }
 
     /// The log's epoch: a random id made when the database was created.

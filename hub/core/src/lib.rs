@@ -8,8 +8,9 @@
 //! - [`model`]: agents and their validation, the event envelope, channel names and subscription patterns.
 //! - [`bus`]: connections ([`Session`]), the subscription index, bounded per-connection queues, slow-consumer
 //!   cut-off and exact resume from the log.
-//! - `store` (private): SQLite in WAL mode: migrations, the single writer thread (commit, then broadcast), the
-//!   pooled reader.
+//! - `store` (private): the storage seam (a reader and a writer trait) and its two stores: SQLite in WAL mode (the
+//!   default; one writer thread, commit, then broadcast) and PostgreSQL for several hubs sharing one ordered log
+//!   (each hub tails the log as its only broadcast source).
 //! - [`pusher`]: the Pusher app's credentials, its signatures (channel auth, sign-in, HTTP API), and the Pusher
 //!   spelling of hub channels.
 //! - [`presence`]: who is in each `presence-` channel, and who each connection signed in as.
@@ -48,7 +49,7 @@ pub use model::{
 pub use presence::PresenceMember;
 pub use pusher::{PusherApp, PusherConfig};
 pub use questions::{Answer, Ask, AskedQuestion, PendingQuestion, Via};
-pub use store::{DatabaseReport, Retention, inspect as inspect_database};
+pub use store::{DatabaseReport, Retention, StoreConfig, inspect as inspect_database};
 
 /// The hub's version, as `/health` reports it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

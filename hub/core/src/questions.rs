@@ -53,7 +53,7 @@ impl Via {
             Via::Both => "both",
         }
     }
-    fn parse(s: &str) -> Self {
+    pub(crate) fn parse(s: &str) -> Self {
         match s {
             "ide" => Via::Ide,
             "hub" => Via::Hub,
@@ -169,37 +169,6 @@ pub(crate) struct QuestionRow {
     pub(crate) state: String,
     pub(crate) answer: Option<Answer>,
 }
-
-impl QuestionRow {
-    pub(crate) fn from_sql(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
-        let options: Option<String> = r.get(3)?;
-        let answer: Option<String> = r.get(9)?;
-        let by: Option<String> = r.get(10)?;
-        Ok(QuestionRow {
-            info: PendingQuestion {
-                question_id: r.get(0)?,
-                question: r.get(1)?,
-                channel: r.get(2)?,
-                options: options.and_then(|o| serde_json::from_str(&o).ok()),
-                key: r.get(4)?,
-                via: Via::parse(&r.get::<_, String>(5)?),
-                asked_at: r.get(6)?,
-                expires_at: r.get(7)?,
-            },
-            state: r.get(8)?,
-            answer: answer.map(|a| Answer {
-                answer: serde_json::from_str(&a).unwrap_or(Value::Null),
-                answered_by: by
-                    .as_deref()
-                    .and_then(Source::parse)
-                    .unwrap_or(Source::System),
-            }),
-        })
-    }
-}
-
-/// The columns [`QuestionRow::from_sql`] reads, in order.
-pub(crate) const QUESTION_COLS: &str = "question_id, question, channel, options, key, via, asked_at, expires_at, state, answer, answered_by";
 
 struct Entry {
     info: PendingQuestion,

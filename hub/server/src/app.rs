@@ -161,6 +161,7 @@ pub async fn start_with(
         return Err(StartError::InsecureBind(config.bind));
     }
     let mut hub_cfg = HubConfig::new(&config.data_dir);
+    hub_cfg.store = config.store.clone();
     hub_cfg.retention = config.retention;
     hub_cfg.require_token = config.require_token;
     hub_cfg.bus.queue_capacity = config.queue_capacity.max(1);
@@ -195,7 +196,12 @@ pub async fn start_with(
             .await
     });
     let retention = hub.spawn_retention(shutdown.child_token());
-    tracing::info!(%addr, require_token = state.config.require_token, "hub started");
+    tracing::info!(
+        %addr,
+        require_token = state.config.require_token,
+        store = %state.config.store.describe(),
+        "hub started"
+    );
     Ok(RunningHub {
         addr,
         hub,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use switchboard_core::limits::{DEFAULT_MAX_CONNECTIONS, DEFAULT_QUEUE_CAPACITY};
-use switchboard_core::{PusherConfig, Retention};
+use switchboard_core::{PusherConfig, Retention, StoreConfig};
 
 /// The hub's settings. Every field's default is what an unconfigured `switchboard serve` does.
 #[derive(Debug, Clone)]
@@ -15,8 +15,10 @@ pub struct ServerConfig {
     pub bind: IpAddr,
     /// Port; 0 picks a free one.
     pub port: u16,
-    /// Where `switchboard.db` and `token` live.
+    /// Where `switchboard.db` (with the default store) and `token` live.
     pub data_dir: PathBuf,
+    /// Which database holds agents and the log (`--store`): the SQLite file, or a PostgreSQL shared by hubs.
+    pub store: StoreConfig,
     /// Every endpoint but `/health` needs the token or a JWT signed with it.
     pub require_token: bool,
     /// Extra `Host` values accepted besides loopback names (DNS-rebinding defence).
@@ -50,6 +52,7 @@ impl ServerConfig {
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: 4747,
             data_dir: data_dir.into(),
+            store: StoreConfig::default(),
             require_token: false,
             allow_hosts: Vec::new(),
             allow_origins: Vec::new(),

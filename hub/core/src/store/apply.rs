@@ -1,26 +1,58 @@
 //! What each [`Write`] does inside its savepoint: the rows it writes and the events it logs with them (agents,
-//! batches, questions, watch roots, published events, retention). The writer thread (`writer.rs`) runs these one
-//! savepoint each and commits the batch.
+//! batches, questions, watch roots, published events, retention). Written once, over [`Rows`]: the handful of
+//! statements each store runs inside its open transaction. The SQLite writer drives it on its thread (its
+//! statements never wait); the PostgreSQL writer awaits it.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
-use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::json;
 
-use super::Retention;
-use super::schema::{get_agent, now_rfc3339};
-use super::writer::{Committed, Write};
+use super::{Committed, Retention, Write};
 use crate::error::{Error, Result};
 use crate::model::{Agent, Event, EventDraft, Source};
+use crate::questions::{Answer, PendingQuestion};
 
-fn insert_event(tx: &Connection, d: &EventDraft, ts: &str) -> Result<Event> {
+/// The statements a write runs, inside the store's open transaction (and the write's savepoint).
+pub(super) trait Rows {
+    /// Logs an event with the next `seq`, and returns that `seq`.
+    async fn insert_event(&mut self, e: &NewRow<'_>) -> Result<u64>;
+    async fn write_agent(&mut self, a: &Agent, insert: bool) -> Result<()>;
+    async fn get_agent(&mut self, id: &str) -> Result<Option<Agent>>;
+    async fn delete_agent(&mut self, id: &str) -> Result<()>;
+    async fn insert_question(&mut self, q: &PendingQuestion, options: Option<String>) -> Result<()>;
+    /// Answers the question if it is still pending; how many rows changed.
+    async fn answer_question(&mut self, id: &str, answer: &str, by: &str, at: &str) -> Result<u64>;
+    /// Withdraws the question if it is still pending; how many rows changed.
+    async fn withdraw_question(&mut self, id: &str) -> Result<u64>;
+    async fn keep_watch(&mut self, root: &str, at: &str) -> Result<()>;
+    async fn forget_watch(&mut self, root: &str) -> Result<()>;
+    /// The highest `seq` ever given out, pruned or not.
+    async fn last_seq(&mut self) -> Result<u64>;
+    /// The first `seq` logged at or after `ts`.
+    async fn first_seq_since(&mut self, ts: &str) -> Result<Option<u64>>;
+    /// The log's pruned mark as recorded.
+    async fn pruned_through(&mut self) -> Result<u64>;
+    /// Deletes every event with `seq ≤ through`, records the mark, and returns how many went.
+    async fn prune_through(&mut self, through: u64) -> Result<u64>;
+}
+
+/// An event row to insert.
+pub(super) struct NewRow<'a> {
+    pub(super) id: &'a str,
+    pub(super) draft: &'a EventDraft,
+    pub(super) data: &'a str,
+    pub(super) ts: &'a str,
+}
+
+async fn insert_event(tx: &mut impl Rows, d: &EventDraft, ts: &str) -> Result<Event> {
     let id = uuid::Uuid::now_v7().to_string();
     let data = serde_json::to_string(&d.data).map_err(Error::internal)?;
-    tx.prepare_cached(
-        "INSERT INTO events (id, channel, event, data, source, ts, replay_of) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )?
-    .execute(params![id, d.channel, d.event, data, d.source.as_str(), ts, d.replay_of])?;
-    let seq = tx.last_insert_rowid() as u64;
+    let seq = tx
+        .insert_event(&NewRow {
+            id: &id,
+            draft: d,
+            data: &data,
+            ts,
+        })
+        .await?;
     Event::from_parts(
         seq,
         id,
@@ -33,36 +65,10 @@ fn insert_event(tx: &Connection, d: &EventDraft, ts: &str) -> Result<Event> {
     .map(|e| e.replay_of(d.replay_of).except(d.except.as_deref()))
 }
 
-fn write_agent(tx: &Connection, a: &Agent, insert: bool) -> Result<()> {
-    let config = serde_json::to_string(&a.config).map_err(Error::internal)?;
-    let tags = serde_json::to_string(&a.tags).map_err(Error::internal)?;
-    let sql = if insert {
-        "INSERT INTO agents (id, name, description, model, status, config, tags, version, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
-    } else {
-        "UPDATE agents SET name = ?2, description = ?3, model = ?4, status = ?5, config = ?6, tags = ?7,
-         version = ?8, created_at = ?9, updated_at = ?10 WHERE id = ?1"
-    };
-    tx.prepare_cached(sql)?.execute(params![
-        a.id,
-        a.name,
-        a.description,
-        a.model,
-        a.status,
-        config,
-        tags,
-        a.version,
-        a.created_at,
-        a.updated_at
-    ])?;
-    Ok(())
-}
-
-/// The agent's own event, on `agent:<id>`.
 /// A write's one event.
-fn one_event(tx: &Connection, ev: &EventDraft, now: &str) -> Result<Committed> {
+async fn one_event(tx: &mut impl Rows, ev: &EventDraft, now: &str) -> Result<Committed> {
     Ok(Committed {
-        events: vec![insert_event(tx, ev, now)?],
+        events: vec![insert_event(tx, ev, now).await?],
         ..Default::default()
     })
 }
@@ -70,6 +76,7 @@ fn one_event(tx: &Connection, ev: &EventDraft, now: &str) -> Result<Committed> {
 /// Where `agents.bulk_created` goes (SPEC §3).
 pub(crate) const BULK_CHANNEL: &str = "agents";
 
+/// The agent's own event, on `agent:<id>`.
 fn agent_event(agent: &Agent, event: &str, data: serde_json::Value, source: Source) -> EventDraft {
     EventDraft {
         channel: format!("agent:{}", agent.id),
@@ -82,24 +89,34 @@ fn agent_event(agent: &Agent, event: &str, data: serde_json::Value, source: Sour
 }
 
 /// An agent write's outcome: the agent and its one event.
-fn agent_committed(tx: &Connection, agent: Agent, ev: &EventDraft, now: &str) -> Result<Committed> {
+async fn agent_committed(
+    tx: &mut impl Rows,
+    agent: Agent,
+    ev: &EventDraft,
+    now: &str,
+) -> Result<Committed> {
     Ok(Committed {
-        events: vec![insert_event(tx, ev, now)?],
+        events: vec![insert_event(tx, ev, now).await?],
         agent: Some(agent),
         ..Default::default()
     })
 }
 
+/// Now, as the stores write timestamps.
+pub(super) fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
 /// Applies one write inside the caller's savepoint.
-pub(super) fn apply(tx: &Connection, w: Write, pruned_through: &AtomicU64) -> Result<Committed> {
+pub(super) async fn apply(tx: &mut impl Rows, w: Write) -> Result<Committed> {
     let now = now_rfc3339();
     match w {
         Write::CreateAgent(new, source) => {
             let agent = new.into_agent(uuid::Uuid::now_v7().to_string(), &now)?;
-            write_agent(tx, &agent, true)?;
+            tx.write_agent(&agent, true).await?;
             let data = json!({"id": agent.id, "name": agent.name, "version": agent.version});
             let ev = agent_event(&agent, "agent.created", data, source);
-            agent_committed(tx, agent, &ev, &now)
+            agent_committed(tx, agent, &ev, &now).await
         }
         Write::CreateAgents(news, source) => {
             let mut agents = Vec::with_capacity(news.len());
@@ -108,13 +125,10 @@ pub(super) fn apply(tx: &Connection, w: Write, pruned_through: &AtomicU64) -> Re
                 let agent = new
                     .into_agent(uuid::Uuid::now_v7().to_string(), &now)
                     .map_err(|e| e.at_index(i))?;
-                write_agent(tx, &agent, true)?;
+                tx.write_agent(&agent, true).await?;
                 let data = json!({"id": agent.id, "name": agent.name, "version": agent.version});
-                events.push(insert_event(
-                    tx,
-                    &agent_event(&agent, "agent.created", data, source),
-                    &now,
-                )?);
+                let ev = agent_event(&agent, "agent.created", data, source);
+                events.push(insert_event(tx, &ev, &now).await?);
                 agents.push(agent);
             }
             let ids: Vec<&str> = agents.iter().map(|a| a.id.as_str()).collect();
@@ -126,7 +140,7 @@ pub(super) fn apply(tx: &Connection, w: Write, pruned_through: &AtomicU64) -> Re
                 except: None,
                 replay_of: None,
             };
-            events.push(insert_event(tx, &bulk, &now)?);
+            events.push(insert_event(tx, &bulk, &now).await?);
             Ok(Committed {
                 events,
                 agents,
@@ -139,7 +153,9 @@ pub(super) fn apply(tx: &Connection, w: Write, pruned_through: &AtomicU64) -> Re
             expected_version,
             source,
         } => {
-            let mut agent = get_agent(tx, &id)?
+            let mut agent = tx
+                .get_agent(&id)
+                .await?
                 .ok_or_else(|| Error::not_found(format!("no agent with id {id}")))?;
             if let Some(expected) = expected_version.or(patch.expected_version)
                 && expected != agent.version
@@ -149,82 +165,66 @@ pub(super) fn apply(tx: &Connection, w: Write, pruned_through: &AtomicU64) -> Re
             let changed = patch.apply(&mut agent)?;
             agent.version += 1;
             agent.updated_at = now.clone();
-            write_agent(tx, &agent, false)?;
+            tx.write_agent(&agent, false).await?;
             let data = json!({"id": agent.id, "name": agent.name, "version": agent.version, "changed": changed});
             let ev = agent_event(&agent, "agent.updated", data, source);
-            agent_committed(tx, agent, &ev, &now)
+            agent_committed(tx, agent, &ev, &now).await
         }
         Write::DeleteAgent { id, source } => {
-            let agent = get_agent(tx, &id)?
+            let agent = tx
+                .get_agent(&id)
+                .await?
                 .ok_or_else(|| Error::not_found(format!("no agent with id {id}")))?;
-            tx.prepare_cached("DELETE FROM agents WHERE id = ?1")?
-                .execute([&id])?;
+            tx.delete_agent(&id).await?;
             let data = json!({"id": agent.id, "name": agent.name});
             let ev = agent_event(&agent, "agent.deleted", data, source);
-            agent_committed(tx, agent, &ev, &now)
+            agent_committed(tx, agent, &ev, &now).await
         }
         Write::Publish(drafts) => {
-            let events = drafts
-                .iter()
-                .map(|d| insert_event(tx, d, &now))
-                .collect::<Result<Vec<_>>>()?;
+            let mut events = Vec::with_capacity(drafts.len());
+            for d in &drafts {
+                events.push(insert_event(tx, d, &now).await?);
+            }
             Ok(Committed {
                 events,
                 ..Default::default()
             })
         }
-        Write::Prune(r) => prune(tx, r, pruned_through),
+        Write::Prune(r) => prune(tx, r).await,
         Write::AskQuestion(q, ev) => {
             let options = q
                 .options
                 .as_ref()
                 .map(|o| serde_json::to_string(o).map_err(Error::internal))
                 .transpose()?;
-            tx.prepare_cached(
-                "INSERT INTO questions (question_id, question, channel, options, key, via, asked_at, expires_at, state)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending')",
-            )?
-            .execute(params![
-                q.question_id,
-                q.question,
-                q.channel,
-                options,
-                q.key,
-                q.via.as_str(),
-                q.asked_at,
-                q.expires_at
-            ])?;
-            one_event(tx, &ev, &now)
+            tx.insert_question(&q, options).await?;
+            one_event(tx, &ev, &now).await
         }
         Write::AnswerQuestion {
             question_id,
             answer,
             event,
         } => {
-            let text = serde_json::to_string(&answer.answer).map_err(Error::internal)?;
+            let Answer {
+                answer,
+                answered_by,
+            } = answer;
+            let text = serde_json::to_string(&answer).map_err(Error::internal)?;
             let n = tx
-                .prepare_cached(
-                    "UPDATE questions SET state = 'answered', answer = ?2, answered_by = ?3, answered_at = ?4
-                     WHERE question_id = ?1 AND state = 'pending'",
-                )?
-                .execute(params![question_id, text, answer.answered_by.as_str(), now])?;
+                .answer_question(&question_id, &text, answered_by.as_str(), &now)
+                .await?;
             if n == 0 {
                 return Err(Error::not_found(format!(
                     "no pending question {question_id:?}: never asked, answered already, or withdrawn"
                 )));
             }
-            one_event(tx, &event, &now)
+            one_event(tx, &event, &now).await
         }
         Write::WithdrawQuestion { question_id, event } => {
-            let n = tx
-                .prepare_cached(
-                    "UPDATE questions SET state = 'withdrawn' WHERE question_id = ?1 AND state = 'pending'",
-                )?
-                .execute([&question_id])?;
-            if n == 0 {
+            if tx.withdraw_question(&question_id).await? == 0 {
                 return Ok(Committed::default());
             }
-            one_event(tx, &event, &now)
+            one_event(tx, &event, &now).await
         }
         Write::Watch {
             root,
@@ -233,13 +233,9 @@ pub(super) fn apply(tx: &Connection, w: Write, pruned_through: &AtomicU64) -> Re
             source,
         } => {
             if keep && add {
-                tx.prepare_cached(
-                    "INSERT INTO watches (root, added_at) VALUES (?1, ?2) ON CONFLICT (root) DO NOTHING",
-                )?
-                .execute(params![root, now])?;
+                tx.keep_watch(&root, &now).await?;
             } else if !add {
-                tx.prepare_cached("DELETE FROM watches WHERE root = ?1")?
-                    .execute([&root])?;
+                tx.forget_watch(&root).await?;
             }
             let ev = EventDraft {
                 channel: crate::watcher::CHANNEL.into(),
@@ -249,36 +245,22 @@ pub(super) fn apply(tx: &Connection, w: Write, pruned_through: &AtomicU64) -> Re
                 except: None,
                 replay_of: None,
             };
-            one_event(tx, &ev, &now)
+            one_event(tx, &ev, &now).await
         }
     }
 }
 
 /// Removes what retention no longer keeps and records how far it went.
-fn prune(tx: &Connection, r: Retention, pruned_through: &AtomicU64) -> Result<Committed> {
-    let last: u64 = tx.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?;
+async fn prune(tx: &mut impl Rows, r: Retention) -> Result<Committed> {
+    let last = tx.last_seq().await?;
     let by_count = last.saturating_sub(r.max_events);
     let cutoff =
         chrono::Utc::now() - chrono::Duration::from_std(r.max_age).unwrap_or(chrono::Duration::MAX);
     let cutoff = cutoff.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     // The first event young enough to keep; everything before it is too old.
-    let first_young: Option<u64> = tx
-        .query_row(
-            "SELECT seq FROM events WHERE ts >= ?1 ORDER BY seq LIMIT 1",
-            [&cutoff],
-            |r| r.get(0),
-        )
-        .optional()?;
-    let by_age = first_young.map_or(last, |s| s - 1);
-    let through = by_count
-        .max(by_age)
-        .max(pruned_through.load(Ordering::Acquire));
-    let pruned = tx.execute("DELETE FROM events WHERE seq <= ?1", [through])? as u64;
-    tx.execute(
-        "UPDATE meta SET value = ?1 WHERE key = 'pruned_through'",
-        [through.to_string()],
-    )?;
-    pruned_through.fetch_max(through, Ordering::AcqRel);
+    let by_age = tx.first_seq_since(&cutoff).await?.map_or(last, |s| s - 1);
+    let through = by_count.max(by_age).max(tx.pruned_through().await?);
+    let pruned = tx.prune_through(through).await?;
     Ok(Committed {
         pruned,
         ..Default::default()

@@ -1,29 +1,43 @@
-//! The durable store: one SQLite file in WAL mode, split by who uses it.
+//! The durable store: agents, the event log, questions and watch roots. The hub reads and writes it only through
+//! two traits, so nothing above this module knows which database is in use:
 //!
-//! - [`schema`]: embedded, versioned migrations; how connections are opened; rows to values.
-//! - [`writer`]: the single writer thread (batched transactions, a savepoint per write, commit, then the
-//!   [`CommitSink`]) and the [`Writer`] handle that queues writes. Dropping the last handle ends the thread.
-//! - `apply`: what each write does inside its savepoint: its rows and the events logged with them.
-//! - [`query`]: the [`Reader`]: pooled read-only connections, the log's epoch and its pruned mark.
+//! - [`LogReader`]: every query, plus the log's epoch and how far retention has pruned it. The bus holds one to
+//!   replay from.
+//! - [`LogWriter`]: queues a [`Write`] and answers once it is committed **and** its events have been handed to the
+//!   bus (the [`CommitSink`]), in `seq` order.
 //!
-//! Neither side owns the other, and neither owns the bus: [`open`] migrates and yields the reader, the bus is
-//! built on that reader, and [`Opened::start`] starts the writer with the bus as its sink.
+//! Two stores implement them:
+//!
+//! - [`sqlite`]: the default, one file in WAL mode with a single writer thread that hands each committed batch to
+//!   the bus itself.
+//! - [`postgres`] (`--store postgres://…`, SPEC §13): several hubs share one database. A single-row counter taken
+//!   inside each transaction makes commit order equal `seq` order; every hub tails the log (LISTEN/NOTIFY plus a
+//!   poll) as its only broadcast source, its own writes included.
+//!
+//! Shared by both:
+//!
+//! - `apply`: what each [`Write`] does (its rows and the events logged with them), written once over the small
+//!   [`Rows`](apply::Rows) trait each store implements inside its transaction.
+//! - `row`: the column lists, rows to values, and a [`Scope`](crate::model::Scope) as SQL.
+//!
+//! [`open`] migrates and yields the reader and the last `seq`; the bus is built on that reader, and
+//! [`Opened::start`] starts the writer with the bus as its sink.
 
 mod apply;
-mod query;
-mod schema;
-mod writer;
+pub(crate) mod postgres;
+mod row;
+pub(crate) mod sqlite;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use rusqlite::Connection;
+use async_trait::async_trait;
 
-use crate::error::{Error, Result};
-pub(crate) use query::Reader;
-pub(crate) use writer::{CommitSink, Committed, Write, Writer};
+use crate::error::{Error, ErrorKind, Result};
+use crate::model::{Agent, AgentPage, AgentPatch, AgentQuery, Event, EventDraft, NewAgent, Scope, Source};
+use crate::questions::{Answer, PendingQuestion, QuestionRow};
+pub use sqlite::{DatabaseReport, inspect};
 
 /// How long events are kept: the newest `max_events`, and none older than `max_age`.
 #[derive(Debug, Clone, Copy)]
@@ -43,93 +57,198 @@ impl Default for Retention {
     }
 }
 
-/// A migrated database whose writer has not started yet.
+/// Which database holds agents and the log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum StoreConfig {
+    /// `<data dir>/switchboard.db`, the default: one machine needs no server.
+    #[default]
+    Sqlite,
+    /// A PostgreSQL database shared by every hub that names it (a `postgres://` or `postgresql://` URL).
+    Postgres(String),
+}
+
+impl StoreConfig {
+    /// Parses `--store`: `sqlite` (or empty) for the default, or a `postgres://…` URL.
+    ///
+    /// # Errors
+    /// `Invalid` for anything else, naming what is accepted.
+    pub fn parse(s: &str) -> Result<Self> {
+        let s = s.trim();
+        if s.is_empty() || s == "sqlite" {
+            Ok(StoreConfig::Sqlite)
+        } else if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            Ok(StoreConfig::Postgres(s.to_owned()))
+        } else {
+            Err(Error::invalid(
+                "store",
+                "expected `sqlite` or a postgres://user@host:port/database URL",
+            ))
+        }
+    }
+
+    /// The store as logs and `/health` may show it: never the password.
+    pub fn describe(&self) -> String {
+        match self {
+            StoreConfig::Sqlite => "sqlite".into(),
+            StoreConfig::Postgres(url) => postgres::redact(url),
+        }
+    }
+}
+
+/// Receives each committed batch's events, in `seq` order, before callers are answered. Returns how many
+/// subscribers each event reached.
+pub(crate) trait CommitSink: Send + Sync + 'static {
+    fn committed(&self, events: &[Event]) -> Vec<usize>;
+}
+
+/// One write.
+#[derive(Debug)]
+pub(crate) enum Write {
+    CreateAgent(NewAgent, Source),
+    /// Many agents in one savepoint: all or none; an `agent.created` each, then `agents.bulk_created`.
+    CreateAgents(Vec<NewAgent>, Source),
+    UpdateAgent {
+        id: String,
+        patch: AgentPatch,
+        expected_version: Option<i64>,
+        source: Source,
+    },
+    DeleteAgent {
+        id: String,
+        source: Source,
+    },
+    Publish(Vec<EventDraft>),
+    Prune(Retention),
+    /// A new pending question and its `question` event.
+    AskQuestion(PendingQuestion, EventDraft),
+    /// The first answer: the row is answered only if still pending (else 404, nothing published), with its
+    /// `question.answered` event.
+    AnswerQuestion {
+        question_id: String,
+        answer: Answer,
+        event: EventDraft,
+    },
+    /// Withdraws a pending question with its `question.withdrawn` event; nothing if it is not pending.
+    WithdrawQuestion {
+        question_id: String,
+        event: EventDraft,
+    },
+    /// Keeps (or forgets) a file watcher root, with its `watch.added` / `watch.removed` event on `files`. `keep`
+    /// false for a root that only lives as long as this run (`--watch`): the event, no row.
+    Watch {
+        root: String,
+        add: bool,
+        keep: bool,
+        source: Source,
+    },
+}
+
+/// What a committed write produced.
+#[derive(Debug, Default)]
+pub(crate) struct Committed {
+    /// The agent after a create or update, or as it was before a delete.
+    pub(crate) agent: Option<Agent>,
+    /// The agents of a batch create, in order.
+    pub(crate) agents: Vec<Agent>,
+    pub(crate) events: Vec<Event>,
+    /// Per event, how many subscribers it was handed to.
+    pub(crate) delivered: Vec<usize>,
+    /// Events removed by a prune.
+    pub(crate) pruned: u64,
+}
+
+/// The read side of a store. Cheap to share; every method may run concurrently with writes.
+#[async_trait]
+pub(crate) trait LogReader: Send + Sync + 'static {
+    /// The random id made when this log was created.
+    fn epoch(&self) -> &str;
+    /// Every event with `seq` at or below this has been removed by retention.
+    fn pruned_through(&self) -> u64;
+    async fn get_agent(&self, id: String) -> Result<Option<Agent>>;
+    /// One page of agents in creation order, and the cursor of the next page. `q.limit` is already checked.
+    ///
+    /// `Invalid` for a malformed cursor.
+    async fn list_agents(&self, q: AgentQuery) -> Result<AgentPage>;
+    /// Logged events with `since < seq ≤ until` (no upper bound when `until` is `None`) in `scope`, oldest first,
+    /// at most `limit`.
+    async fn events(
+        &self,
+        scope: Scope,
+        since: u64,
+        until: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<Event>>;
+    /// The newest `limit` events in `scope`, oldest first.
+    async fn latest_events(&self, scope: Scope, limit: usize) -> Result<Vec<Event>>;
+    /// The logged event at `seq`, if it is still kept.
+    async fn event(&self, seq: u64) -> Result<Option<Event>>;
+    /// The pending questions, oldest first (to rebuild the hub's memory of them when it opens).
+    async fn pending_questions(&self) -> Result<Vec<PendingQuestion>>;
+    /// The question `question_id`, whatever its state.
+    async fn question(&self, question_id: String) -> Result<Option<QuestionRow>>;
+    /// The newest question asked on `channel` with `key`, whatever its state.
+    async fn question_by_key(&self, channel: String, key: String) -> Result<Option<QuestionRow>>;
+    /// The file watcher's roots kept in the database, oldest first.
+    async fn watch_roots(&self) -> Result<Vec<PathBuf>>;
+}
+
+/// The write side of a store.
+#[async_trait]
+pub(crate) trait LogWriter: Send + Sync + 'static {
+    /// Commits `w` and waits until its events have been handed to the sink, or it is refused.
+    ///
+    /// # Errors
+    /// The write's own validation error; `Unavailable` when the store is shutting down or cannot be reached.
+    async fn write(&self, w: Write) -> Result<Committed>;
+    /// Finishes every write queued so far and stops; later writes fail with `Unavailable`.
+    async fn shutdown(&self);
+}
+
+/// A cheap-to-clone handle on the read side.
+pub(crate) type Reader = Arc<dyn LogReader>;
+
+type Start = Box<dyn FnOnce(Arc<dyn CommitSink>) -> Result<Box<dyn LogWriter>> + Send>;
+
+/// A migrated store whose writer has not started yet.
 pub(crate) struct Opened {
     /// The read side.
     pub(crate) reader: Reader,
     /// The highest `seq` ever given out when the store opened.
     pub(crate) last_seq: u64,
-    conn: Connection,
-    checkpointer: Connection,
-    pruned_through: Arc<AtomicU64>,
-}
-
-/// Opens (creating if needed) `<dir>/switchboard.db` and runs migrations. Blocking: call it off the async threads.
-///
-/// # Errors
-/// `Internal` when the directory or database cannot be opened or migrated.
-pub(crate) fn open(dir: &Path) -> Result<Opened> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| Error::internal(format_args!("creating {}: {e}", dir.display())))?;
-    let path = dir.join("switchboard.db");
-    let conn = schema::open_writer(&path)?;
-    let state = schema::log_state(&conn)?;
-    let checkpointer = schema::open_checkpointer(&path)?;
-    let pruned_through = Arc::new(AtomicU64::new(state.pruned_through));
-    Ok(Opened {
-        reader: Reader::new(path, state.epoch, pruned_through.clone()),
-        last_seq: state.last_seq,
-        conn,
-        checkpointer,
-        pruned_through,
-    })
-}
-
-/// What `switchboard doctor` reports about a data dir's database, read without starting a hub.
-#[derive(Debug, Clone)]
-pub struct DatabaseReport {
-    /// The database file.
-    pub path: std::path::PathBuf,
-    /// What `PRAGMA integrity_check` said: `ok`, or the first problems it found.
-    pub integrity: String,
-    /// Size of the database file, in bytes.
-    pub size: u64,
-    /// Size of its write-ahead log, in bytes (0 when there is none).
-    pub wal_size: u64,
-}
-
-impl DatabaseReport {
-    /// Did the integrity check pass?
-    pub fn ok(&self) -> bool {
-        self.integrity == "ok"
-    }
-}
-
-/// Checks `<dir>/switchboard.db` read-only, so it is safe beside a running hub.
-///
-/// # Errors
-/// `NotFound` when there is no database; `Internal` (with SQLite's words) when it cannot be opened or read at all,
-/// as with a file that is not a database.
-pub fn inspect(dir: &Path) -> Result<DatabaseReport> {
-    let path = dir.join("switchboard.db");
-    let size = std::fs::metadata(&path)
-        .map_err(|_| Error::not_found(format!("no database at {}", path.display())))?
-        .len();
-    let wal_size = std::fs::metadata(dir.join("switchboard.db-wal")).map_or(0, |m| m.len());
-    let check = || -> rusqlite::Result<String> {
-        let conn = schema::open_reader_raw(&path)?;
-        let mut stmt = conn.prepare("PRAGMA integrity_check(10)")?;
-        let rows: Vec<String> = stmt
-            .query_map([], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
-        Ok(rows.join("; "))
-    };
-    // Said as SQLite says it, not through `Error::internal`: this is a finding to show, not a fault of the hub's.
-    let integrity = check().unwrap_or_else(|e| e.to_string());
-    Ok(DatabaseReport {
-        path,
-        size,
-        wal_size,
-        integrity,
-    })
+    start: Start,
 }
 
 impl Opened {
-    /// Starts the writer thread; committed events go to `sink`.
+    /// Starts the writer (and, for PostgreSQL, the log tail); committed events go to `sink`.
     ///
     /// # Errors
-    /// `Internal` if a thread cannot be spawned.
-    pub(crate) fn start(self, sink: Arc<dyn CommitSink>) -> Result<Writer> {
-        Writer::start(self.conn, self.checkpointer, sink, self.pruned_through)
+    /// `Internal` if a thread or task cannot be started.
+    pub(crate) fn start(self, sink: Arc<dyn CommitSink>) -> Result<Box<dyn LogWriter>> {
+        (self.start)(sink)
     }
+}
+
+/// Opens (creating if needed) the store `config` names, `dir` being the hub's data dir, and runs migrations.
+///
+/// # Errors
+/// `Internal` when the database cannot be opened or migrated; `Unavailable` when PostgreSQL cannot be reached.
+pub(crate) async fn open(config: &StoreConfig, dir: &Path) -> Result<Opened> {
+    match config {
+        StoreConfig::Sqlite => {
+            let dir = dir.to_path_buf();
+            tokio::task::spawn_blocking(move || sqlite::open(&dir))
+                .await
+                .map_err(Error::internal)?
+        }
+        StoreConfig::Postgres(url) => postgres::open(url).await,
+    }
+}
+
+/// The writer has stopped: the hub is shutting down.
+pub(crate) fn shutting_down() -> Error {
+    Error::new(
+        ErrorKind::Unavailable,
+        "shutting_down",
+        "the hub is shutting down",
+    )
 }

@@ -1,12 +1,13 @@
-//! The database's shape: embedded, versioned migrations, how each connection is opened, and rows to values.
+//! The SQLite file's shape: embedded, versioned migrations, and how each connection is opened.
 
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Row};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use crate::error::{Error, Result};
-use crate::model::{Agent, Event, Source};
+use crate::model::Agent;
+use crate::store::row::{self, AGENT_COLS};
 
 /// Migrations, applied in order; `PRAGMA user_version` records how many have run.
 const MIGRATIONS: &[&str] = &[
@@ -34,11 +35,6 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX questions_pending ON questions (state, expires_at);
      CREATE INDEX questions_key ON questions (channel, key, asked_at) WHERE key IS NOT NULL;",
 ];
-
-/// Now, as the store writes timestamps.
-pub(super) fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
 
 /// Opens the one write connection and brings the schema up to date.
 pub(super) fn open_writer(path: &Path) -> Result<Connection> {
@@ -123,64 +119,10 @@ pub(super) fn last_seq(conn: &Connection) -> Result<u64> {
     )?)
 }
 
-/// The agent columns, in the order [`agent_from_row`] reads them.
-pub(super) const AGENT_COLS: &str =
-    "id, name, description, model, status, config, tags, version, created_at, updated_at";
-
-pub(super) fn agent_from_row(r: &Row<'_>) -> rusqlite::Result<Agent> {
-    let config: String = r.get(5)?;
-    let tags: String = r.get(6)?;
-    Ok(Agent {
-        id: r.get(0)?,
-        name: r.get(1)?,
-        description: r.get(2)?,
-        model: r.get(3)?,
-        status: r.get(4)?,
-        config: serde_json::from_str(&config).unwrap_or_default(),
-        tags: serde_json::from_str(&tags).unwrap_or_default(),
-        version: r.get(7)?,
-        created_at: r.get(8)?,
-        updated_at: r.get(9)?,
-    })
-}
-
 pub(super) fn get_agent(conn: &Connection, id: &str) -> Result<Option<Agent>> {
     let sql = format!("SELECT {AGENT_COLS} FROM agents WHERE id = ?1");
-    Ok(conn
-        .prepare_cached(&sql)?
-        .query_row([id], agent_from_row)
-        .optional()?)
-}
-
-/// The event columns, in the order [`event_from_row`] reads them.
-pub(super) const EVENT_COLS: &str = "seq, id, channel, event, data, source, ts, replay_of";
-
-type EventRow = (
-    u64,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    Option<u64>,
-);
-
-pub(super) fn event_from_row(r: &Row<'_>) -> rusqlite::Result<EventRow> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
-    ))
-}
-
-pub(super) fn to_event(parts: EventRow) -> Result<Event> {
-    let (seq, id, channel, event, data, source, ts, replay_of) = parts;
-    let source = Source::parse(&source).unwrap_or(Source::System);
-    Event::from_parts(seq, id, channel, event, data, source, ts).map(|e| e.replay_of(replay_of))
+    conn.prepare_cached(&sql)?
+        .query_row([id], |r| Ok(row::agent(r)))
+        .optional()?
+        .transpose()
 }

@@ -11,79 +11,20 @@ use std::time::Duration;
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
-use super::Retention;
-use super::apply::apply;
+use async_trait::async_trait;
+use futures_util::FutureExt;
+
+use super::rows::SqliteRows;
 use crate::error::{Error, ErrorKind, Result};
-use crate::model::{Agent, AgentPatch, Event, EventDraft, NewAgent, Source};
-use crate::questions::{Answer, PendingQuestion};
+use crate::model::Event;
+use crate::store::apply::apply;
+use crate::store::{CommitSink, Committed, LogWriter, Write, shutting_down};
 
 /// How many queued writes one transaction may carry.
 const MAX_BATCH: usize = 256;
 
 /// Least time between two background checkpoints.
 const CHECKPOINT_GAP: Duration = Duration::from_millis(250);
-
-/// Receives each committed batch's events, in `seq` order, before callers are answered. Returns how many
-/// subscribers each event reached.
-pub(crate) trait CommitSink: Send + Sync + 'static {
-    fn committed(&self, events: &[Event]) -> Vec<usize>;
-}
-
-/// One write for the writer thread.
-#[derive(Debug)]
-pub(crate) enum Write {
-    CreateAgent(NewAgent, Source),
-    /// Many agents in one savepoint: all or none; an `agent.created` each, then `agents.bulk_created`.
-    CreateAgents(Vec<NewAgent>, Source),
-    UpdateAgent {
-        id: String,
-        patch: AgentPatch,
-        expected_version: Option<i64>,
-        source: Source,
-    },
-    DeleteAgent {
-        id: String,
-        source: Source,
-    },
-    Publish(Vec<EventDraft>),
-    Prune(Retention),
-    /// A new pending question and its `question` event.
-    AskQuestion(PendingQuestion, EventDraft),
-    /// The first answer: the row is answered only if still pending (else 404, nothing published), with its
-    /// `question.answered` event.
-    AnswerQuestion {
-        question_id: String,
-        answer: Answer,
-        event: EventDraft,
-    },
-    /// Withdraws a pending question with its `question.withdrawn` event; nothing if it is not pending.
-    WithdrawQuestion {
-        question_id: String,
-        event: EventDraft,
-    },
-    /// Keeps (or forgets) a file watcher root, with its `watch.added` / `watch.removed` event on `files`. `keep`
-    /// false for a root that only lives as long as this run (`--watch`): the event, no row.
-    Watch {
-        root: String,
-        add: bool,
-        keep: bool,
-        source: Source,
-    },
-}
-
-/// What a committed write produced.
-#[derive(Debug, Default)]
-pub(crate) struct Committed {
-    /// The agent after a create or update, or as it was before a delete.
-    pub(crate) agent: Option<Agent>,
-    /// The agents of a batch create, in order.
-    pub(crate) agents: Vec<Agent>,
-    pub(crate) events: Vec<Event>,
-    /// Per event, how many subscribers it was handed to.
-    pub(crate) delivered: Vec<usize>,
-    /// Events removed by a prune.
-    pub(crate) pruned: u64,
-}
 
 type Reply = oneshot::Sender<Result<Committed>>;
 
@@ -95,16 +36,8 @@ enum Job {
 /// Queues writes for the writer thread. Cheap to clone; the thread ends when the last clone is dropped (or on
 /// [`Writer::shutdown`]).
 #[derive(Clone)]
-pub(crate) struct Writer {
+pub(super) struct Writer {
     jobs: mpsc::Sender<Job>,
-}
-
-fn shutting_down() -> Error {
-    Error::new(
-        ErrorKind::Unavailable,
-        "shutting_down",
-        "the hub is shutting down",
-    )
 }
 
 impl Writer {
@@ -128,11 +61,11 @@ impl Writer {
         Ok(Writer { jobs: tx })
     }
 
-    /// Queues a write and waits until it is committed (and its events handed to the sink) or refused.
-    ///
-    /// # Errors
-    /// The write's own validation error, or `Unavailable` when the store is shutting down.
-    pub(crate) async fn write(&self, w: Write) -> Result<Committed> {
+}
+
+#[async_trait]
+impl LogWriter for Writer {
+    async fn write(&self, w: Write) -> Result<Committed> {
         let (tx, rx) = oneshot::channel();
         self.jobs
             .send(Job::Write(Box::new(w), tx))
@@ -141,9 +74,8 @@ impl Writer {
         rx.await.map_err(|_| shutting_down())?
     }
 
-    /// Finishes every write queued so far, checkpoints and stops the writer thread; later writes fail with
-    /// `Unavailable`.
-    pub(crate) async fn shutdown(&self) {
+    /// Also checkpoints before the writer thread ends.
+    async fn shutdown(&self) {
         let (tx, rx) = oneshot::channel();
         if self.jobs.send(Job::Shutdown(tx)).await.is_ok() {
             let _ = rx.await;
@@ -235,7 +167,14 @@ fn run_batch(
             // Savepoint statements prepared once per connection: rusqlite's `Savepoint` parses its SQL on every
             // use, which cost more than the write's own inserts.
             tx.prepare_cached("SAVEPOINT write")?.execute([])?;
-            let r = apply(&tx, w, pruned);
+            let mut rows = SqliteRows {
+                tx: &tx,
+                pruned_through: pruned,
+            };
+            // Ready at once: SQLite's statements never wait.
+            let r = apply(&mut rows, w)
+                .now_or_never()
+                .unwrap_or_else(|| Err(Error::internal("a SQLite write did not finish at once")));
             if r.is_err() {
                 tx.prepare_cached("ROLLBACK TO write")?.execute([])?;
             }

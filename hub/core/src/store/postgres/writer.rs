@@ -1,0 +1,221 @@
+//! [`PgWriter`]: one task per hub takes the queued writes in batches and commits each batch in one PostgreSQL
+//! transaction. The transaction first locks the `seq` counter row, so batches from every hub take turns (and two
+//! of them can never wait on each other's agent rows), then runs each write in its own savepoint (a lone write
+//! needs none), notifies the other hubs, and commits. Callers are answered once the tail has handed the batch's
+//! events to this hub's bus; the next batch does not wait for that.
+//!
+//! If the connection fails mid-batch, every write in it fails with `Unavailable`. A failure at `COMMIT` leaves the
+//! outcome unknown to the hub; the error says so, and the tail delivers the events if the commit did happen.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Pool, Transaction};
+use tokio::sync::{mpsc, oneshot};
+
+use super::NOTIFY_CHANNEL;
+use super::rows::PgRows;
+use super::tail::Tail;
+use crate::error::{Error, ErrorKind, Result};
+use crate::store::apply::apply;
+use crate::store::{Committed, LogWriter, Write, shutting_down};
+
+/// How many queued writes one transaction may carry.
+const MAX_BATCH: usize = 256;
+
+/// How long an answer waits for the tail to deliver a committed write before answering without the counts.
+const DELIVERY_WAIT: Duration = Duration::from_secs(10);
+
+type Reply = oneshot::Sender<Result<Committed>>;
+
+enum Job {
+    Write(Box<Write>, Reply),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// Queues writes for the writer task; the task (and the tail) end when the last handle is dropped.
+pub(super) struct PgWriter {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl PgWriter {
+    pub(super) fn start(pool: Pool, tail: Arc<Tail>, pruned_through: Arc<AtomicU64>) -> PgWriter {
+        let (tx, rx) = mpsc::channel(4096);
+        tokio::spawn(writer_loop(pool, rx, tail, pruned_through));
+        PgWriter { jobs: tx }
+    }
+}
+
+#[async_trait]
+impl LogWriter for PgWriter {
+    async fn write(&self, w: Write) -> Result<Committed> {
+        let (tx, rx) = oneshot::channel();
+        self.jobs
+            .send(Job::Write(Box::new(w), tx))
+            .await
+            .map_err(|_| shutting_down())?;
+        rx.await.map_err(|_| shutting_down())?
+    }
+
+    async fn shutdown(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.jobs.send(Job::Shutdown(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+async fn writer_loop(
+    pool: Pool,
+    mut jobs: mpsc::Receiver<Job>,
+    tail: Arc<Tail>,
+    pruned_through: Arc<AtomicU64>,
+) {
+    let mut shutdown = None;
+    while shutdown.is_none() {
+        let mut batch: Vec<(Box<Write>, Reply)> = Vec::new();
+        match jobs.recv().await {
+            Some(Job::Write(w, tx)) => batch.push((w, tx)),
+            Some(Job::Shutdown(done)) => shutdown = Some(done),
+            None => break,
+        }
+        while batch.len() < MAX_BATCH && shutdown.is_none() {
+            match jobs.try_recv() {
+                Ok(Job::Write(w, tx)) => batch.push((w, tx)),
+                Ok(Job::Shutdown(done)) => shutdown = Some(done),
+                Err(_) => break,
+            }
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        let (writes, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+        let results = run_batch(&pool, writes, &pruned_through).await;
+        tail.kick();
+        tokio::spawn(answer(tail.clone(), replies, results));
+    }
+    tail.stop();
+    if let Some(done) = shutdown {
+        let _ = done.send(());
+    }
+    tracing::debug!("store writer stopped");
+}
+
+/// Answers each caller once the tail has delivered the batch's events, with how many subscribers each reached.
+async fn answer(tail: Arc<Tail>, replies: Vec<Reply>, mut results: Vec<Result<Committed>>) {
+    let newest = results
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .flat_map(|c| c.events.iter().map(|e| e.seq()))
+        .max();
+    if let Some(newest) = newest {
+        let mut delivered = tail.delivered();
+        let waited = tokio::time::timeout(DELIVERY_WAIT, delivered.wait_for(|d| *d >= newest)).await;
+        if !matches!(waited, Ok(Ok(_))) {
+            tracing::warn!(seq = newest, "answering a committed write before this hub delivered it");
+        }
+        for c in results.iter_mut().flatten() {
+            c.delivered = c
+                .events
+                .iter()
+                .map(|e| tail.count(e.seq()).unwrap_or(0))
+                .collect();
+        }
+    }
+    for (reply, result) in replies.into_iter().zip(results) {
+        // The caller may have gone away (a dropped request); the write stands regardless.
+        let _ = reply.send(result);
+    }
+}
+
+/// Runs the batch in one transaction. When the transaction itself fails, every write in it fails.
+async fn run_batch(
+    pool: &Pool,
+    writes: Vec<Box<Write>>,
+    pruned: &AtomicU64,
+) -> Vec<Result<Committed>> {
+    let n = writes.len();
+    match try_batch(pool, writes, pruned).await {
+        Ok(v) => v,
+        Err(e) => {
+            let e = match e.kind() {
+                ErrorKind::Unavailable | ErrorKind::Internal => e,
+                _ => Error::internal(e),
+            };
+            (0..n).map(|_| Err(e.clone())).collect()
+        }
+    }
+}
+
+async fn try_batch(
+    pool: &Pool,
+    writes: Vec<Box<Write>>,
+    pruned: &AtomicU64,
+) -> Result<Vec<Result<Committed>>> {
+    let mut client = pool.get().await?;
+    let mut tx = client.transaction().await?;
+    tx.execute("SELECT last FROM log_seq FOR UPDATE", &[])
+        .await?;
+    let lone = writes.len() == 1;
+    let mut out = Vec::with_capacity(writes.len());
+    for w in writes {
+        let r = if lone {
+            run_one(&tx, *w, pruned).await
+        } else {
+            let sp = tx.savepoint("write").await?;
+            let r = run_one(&sp, *w, pruned).await;
+            if r.is_ok() {
+                sp.commit().await?;
+            } else {
+                sp.rollback().await?;
+            }
+            r
+        };
+        // The connection itself failed: the whole transaction is gone.
+        if let Err(e) = &r
+            && e.code() == "store_unavailable"
+        {
+            return Err(e.clone());
+        }
+        out.push(r);
+    }
+    if lone && out.iter().any(|r| r.is_err()) {
+        tx.rollback().await?;
+        return Ok(out);
+    }
+    let newest = out
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .flat_map(|c| c.events.iter().map(|e| e.seq()))
+        .max();
+    if let Some(newest) = newest {
+        tx.execute(
+            "SELECT pg_notify($1, $2)",
+            &[&NOTIFY_CHANNEL, &newest.to_string()],
+        )
+        .await?;
+    }
+    tx.commit().await.map_err(|e| {
+        if super::is_connection_error(&e) {
+            tracing::warn!(error = %e, "the connection failed at COMMIT");
+            Error::new(
+                ErrorKind::Unavailable,
+                "store_unavailable",
+                "the database connection was lost while committing; the change may or may not have been saved",
+            )
+        } else {
+            e.into()
+        }
+    })?;
+    Ok(out)
+}
+
+async fn run_one(tx: &Transaction<'_>, w: Write, pruned: &AtomicU64) -> Result<Committed> {
+    let mut rows = PgRows {
+        tx,
+        pruned_through: pruned,
+    };
+    apply(&mut rows, w).await
+}
