@@ -48,3 +48,10 @@ pg_down() {
   [ -d "$dir/data" ] && _pg_as_owner "$bin/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1
   rm -rf "$dir"
 }
+
+# An immediate stop (as a crash would) and a start with the same settings: what the restart test does under load.
+pg_restart() {
+  local dir="$1" bin
+  bin=$(_pg_bin) || return 1
+  _pg_as_owner "$bin/pg_ctl" -D "$dir/data" -m immediate -w -t 60 restart >/dev/null
+}

@@ -61,7 +61,9 @@ async fn start_hub(
         Err(e) => {
             // Without a usable file the flags alone still say where the data dir is.
             let cfg = config::server_config(&args.serve, &args.common, Default::default())
-                .unwrap_or_else(|_| switchboard_server::ServerConfig::new(config::default_data_dir()));
+                .unwrap_or_else(|_| {
+                    switchboard_server::ServerConfig::new(config::default_data_dir())
+                });
             return (Outcome::Failed(format!("{e:#}")), cfg);
         }
     };

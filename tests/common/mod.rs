@@ -49,10 +49,16 @@ impl TestHub {
     /// failing there).
     pub(crate) fn launch(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> TestHub {
         let bin = std::env::var_os("SWITCHBOARD_TEST_BIN").unwrap_or_else(|| BIN.into());
+        // A test that names its own store keeps it in the PostgreSQL pass too.
+        let store = if args.contains(&"--store") {
+            Vec::new()
+        } else {
+            store_args(dir)
+        };
         let mut child = Command::new(bin)
             .args(["serve", "--data-dir"])
             .arg(dir)
-            .args(store_args(dir))
+            .args(store)
             .args(args)
             .env("RUST_LOG", "warn")
             .env_remove("SWITCHBOARD_URL")

@@ -1,5 +1,3 @@
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { storeArgs } from './store.mjs';
 // Shared by the protocol tests: a real hub process (started, SIGKILLed, restarted on the same port and data dir),
 // its REST API, the official MCP TypeScript client, and small waiting helpers. SWITCHBOARD_BIN names the binary.
 import assert from 'node:assert/strict';
@@ -12,6 +10,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { storeArgs } from './store.mjs';
 
 export const PUSHER = { appId: '4242', key: 'test-key', secret: 'test-secret' };
 

@@ -166,11 +166,16 @@ fn parse_store(s: &str) -> Result<StoreConfig, String> {
 ///
 /// # Errors
 /// When the file's `store` is neither `sqlite` nor a PostgreSQL URL.
-pub fn server_config(args: &ServeArgs, common: &CommonArgs, file: FileConfig) -> Result<ServerConfig> {
+pub fn server_config(
+    args: &ServeArgs,
+    common: &CommonArgs,
+    file: FileConfig,
+) -> Result<ServerConfig> {
     let mut c = ServerConfig::new(data_dir(common, &file));
     c.store = match (&args.store, &file.store) {
         (Some(s), _) => s.clone(),
-        (None, Some(s)) => StoreConfig::parse(s).map_err(|e| anyhow::anyhow!("switchboard.toml: {}", e.message()))?,
+        (None, Some(s)) => StoreConfig::parse(s)
+            .map_err(|e| anyhow::anyhow!("switchboard.toml: {}", e.message()))?,
         (None, None) => StoreConfig::default(),
     };
     if let Some(b) = args.bind.or(file.bind) {

@@ -1,4 +1,4 @@
-//! The core on a real SQLite file: retention (on its schedule, in paused time) and resume limits, failed writes,
+//! The core on a real SQLite file (or, in the suite's PostgreSQL pass, a real PostgreSQL database): retention (on its schedule, in paused time) and resume limits, failed writes,
 //! questions, and the caller rules that no transport can skip.
 
 use std::time::Duration;
@@ -6,14 +6,28 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use switchboard_core::{
     Ask, Caller, ClientInfo, Delivery, EventsQuery, Hub, HubConfig, NewEvent, Pattern, Principal,
-    Resume, Retention, Session, Source,
+    Resume, Retention, Session, Source, StoreConfig,
 };
 use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(5);
 
-async fn hub(dir: &std::path::Path, max_events: u64) -> Hub {
+/// The defaults over `dir`; in the suite's PostgreSQL pass (`SWITCHBOARD_TEST_STORE`, scripts/test.sh) with a
+/// database of the dir's own, so a reopen on the same dir finds its data.
+fn config(dir: &std::path::Path) -> HubConfig {
+    use std::hash::{Hash, Hasher};
     let mut cfg = HubConfig::new(dir);
+    if let Ok(base) = std::env::var("SWITCHBOARD_TEST_STORE") {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        dir.hash(&mut h);
+        let url = format!("{}/sb_{:016x}", base.trim_end_matches('/'), h.finish());
+        cfg.store = StoreConfig::parse(&url).unwrap();
+    }
+    cfg
+}
+
+async fn hub(dir: &std::path::Path, max_events: u64) -> Hub {
+    let mut cfg = config(dir);
     cfg.retention = Retention {
         max_events,
         max_age: Duration::from_secs(3600),
@@ -129,7 +143,7 @@ impl Drop for HoldClock {
 #[tokio::test(start_paused = true)]
 async fn retention_runs_at_start_and_then_on_its_schedule() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut cfg = HubConfig::new(tmp.path());
+    let mut cfg = config(tmp.path());
     cfg.retention.max_events = 5;
     cfg.retention_every = Duration::from_secs(60);
     let hub = Hub::open(cfg).await.unwrap();
@@ -472,7 +486,7 @@ async fn private_questions_and_channels_stay_with_those_who_may_read_them() {
 #[tokio::test]
 async fn the_connection_cap_counts_every_session() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut cfg = HubConfig::new(tmp.path());
+    let mut cfg = config(tmp.path());
     cfg.bus.max_connections = 2;
     let hub = Hub::open(cfg).await.unwrap();
     let c = owner(&hub);

@@ -17,7 +17,8 @@ pub(super) trait Rows {
     async fn write_agent(&mut self, a: &Agent, insert: bool) -> Result<()>;
     async fn get_agent(&mut self, id: &str) -> Result<Option<Agent>>;
     async fn delete_agent(&mut self, id: &str) -> Result<()>;
-    async fn insert_question(&mut self, q: &PendingQuestion, options: Option<String>) -> Result<()>;
+    async fn insert_question(&mut self, q: &PendingQuestion, options: Option<String>)
+    -> Result<()>;
     /// Answers the question if it is still pending; how many rows changed.
     async fn answer_question(&mut self, id: &str, answer: &str, by: &str, at: &str) -> Result<u64>;
     /// Withdraws the question if it is still pending; how many rows changed.

@@ -35,7 +35,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::model::{Agent, AgentPage, AgentPatch, AgentQuery, Event, EventDraft, NewAgent, Scope, Source};
+use crate::model::{
+    Agent, AgentPage, AgentPatch, AgentQuery, Event, EventDraft, NewAgent, Scope, Source,
+};
 use crate::questions::{Answer, PendingQuestion, QuestionRow};
 pub use sqlite::{DatabaseReport, inspect};
 

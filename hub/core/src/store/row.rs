@@ -164,7 +164,10 @@ pub(super) fn scope_sql(scope: &Scope, first: usize, p: Placeholder) -> (String,
 
 /// `%text%` for `LIKE … ESCAPE '\'`, with the text's own wildcards escaped.
 pub(super) fn like_pattern(s: &str) -> String {
-    let s = s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    let s = s
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
     format!("%{s}%")
 }
 
@@ -201,6 +204,9 @@ mod tests {
             sql.contains("channel = $2") && sql.contains("length($3)"),
             "{sql}"
         );
-        assert_eq!(scope_sql(&Scope(Vec::new()), 1, Placeholder::Dollar).0, "FALSE");
+        assert_eq!(
+            scope_sql(&Scope(Vec::new()), 1, Placeholder::Dollar).0,
+            "FALSE"
+        );
     }
 }

@@ -22,7 +22,7 @@ mod tail;
 mod writer;
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -43,7 +43,9 @@ const NOTIFY_CHANNEL: &str = "switchboard_log";
 
 /// The URL with its password (in the authority or as `password=`) replaced by `***`.
 pub(crate) fn redact(url: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
     let base = match base.split_once("://") {
         Some((scheme, rest)) => match rest.rsplit_once('@') {
             Some((userinfo, host)) => match userinfo.split_once(':') {
@@ -89,9 +91,33 @@ fn is_connection_error(e: &tokio_postgres::Error) -> bool {
     }
 }
 
-/// The database cannot be reached: the client may retry. Logged as a warning, without the URL.
+/// Least time between two "unreachable" warnings: an outage under load refuses many writes, and one line per
+/// few seconds says it as well as a line per write.
+const WARN_EVERY: Duration = Duration::from_secs(5);
+
+/// The database cannot be reached: the client may retry. Logged as a warning (at most every [`WARN_EVERY`], the
+/// rest at debug), without the URL.
 pub(crate) fn unavailable(cause: impl std::fmt::Display) -> Error {
-    tracing::warn!(%cause, "postgres unreachable");
+    static LAST_WARNED_MS: AtomicU64 = AtomicU64::new(0);
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let now = u64::try_from(
+        EPOCH
+            .get_or_init(std::time::Instant::now)
+            .elapsed()
+            .as_millis(),
+    )
+    .unwrap_or(u64::MAX);
+    let last = LAST_WARNED_MS.load(Ordering::Relaxed);
+    let due = last == 0 || now.saturating_sub(last) >= WARN_EVERY.as_millis() as u64;
+    if due
+        && LAST_WARNED_MS
+            .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        tracing::warn!(%cause, "PostgreSQL unreachable; writes are refused with 503 until it is back");
+    } else {
+        tracing::debug!(%cause, "PostgreSQL unreachable");
+    }
     Error::new(
         ErrorKind::Unavailable,
         "store_unavailable",
@@ -99,12 +125,23 @@ pub(crate) fn unavailable(cause: impl std::fmt::Display) -> Error {
     )
 }
 
+/// The error with the server's own words: tokio-postgres displays a server error as just "db error".
+pub(crate) fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => match std::error::Error::source(e) {
+            Some(src) => format!("{e}: {src}"),
+            None => e.to_string(),
+        },
+    }
+}
+
 impl From<tokio_postgres::Error> for Error {
     fn from(e: tokio_postgres::Error) -> Self {
         if is_connection_error(&e) {
-            unavailable(e)
+            unavailable(describe(&e))
         } else {
-            Error::internal(format_args!("postgres: {e}"))
+            Error::internal(format_args!("postgres: {}", describe(&e)))
         }
     }
 }

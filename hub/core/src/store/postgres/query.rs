@@ -53,7 +53,7 @@ impl PgReader {
         self.rows(sql, params)
             .await?
             .iter()
-            .map(|r| row::event(r))
+            .map(row::event)
             .collect()
     }
 }

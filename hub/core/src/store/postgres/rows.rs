@@ -44,8 +44,9 @@ impl Rows for PgRows<'_, '_> {
             .tx
             .prepare_cached(
                 "WITH s AS (UPDATE log_seq SET last = last + 1 RETURNING last)
-                 INSERT INTO events (seq, id, channel, event, data, source, ts, replay_of)
-                 SELECT s.last, $1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::bigint FROM s
+                 INSERT INTO events (seq, id, channel, event, data, source, ts, replay_of, except_conn)
+                 SELECT s.last, $1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::bigint, $8::text
+                 FROM s
                  RETURNING seq",
             )
             .await?;
@@ -62,6 +63,7 @@ impl Rows for PgRows<'_, '_> {
                     &d.source.as_str(),
                     &e.ts,
                     &replay_of,
+                    &d.except,
                 ],
             )
             .await?;
@@ -114,7 +116,11 @@ impl Rows for PgRows<'_, '_> {
         Ok(())
     }
 
-    async fn insert_question(&mut self, q: &PendingQuestion, options: Option<String>) -> Result<()> {
+    async fn insert_question(
+        &mut self,
+        q: &PendingQuestion,
+        options: Option<String>,
+    ) -> Result<()> {
         self.execute(
             "INSERT INTO questions (question_id, question, channel, options, key, via, asked_at, expires_at, state)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending')",

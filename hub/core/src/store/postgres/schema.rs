@@ -2,6 +2,9 @@
 //! an advisory lock so hubs starting together migrate once), creating the database when it is missing, and the
 //! log's state when a hub opens it.
 //!
+//! `events.except_conn` is the connection a Pusher `socket_id` leaves out: the tail delivers the event to everyone
+//! else, on whichever hub holds that connection.
+//!
 //! Text columns keep JSON as the hub wrote it (not `jsonb`), so every hub replays an event byte for byte, keys in
 //! their order.
 
@@ -29,7 +32,7 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX agents_status ON agents (status);
      CREATE TABLE events (
          seq BIGINT PRIMARY KEY, id TEXT NOT NULL, channel TEXT NOT NULL, event TEXT NOT NULL,
-         data TEXT NOT NULL, source TEXT NOT NULL, ts TEXT NOT NULL, replay_of BIGINT);
+         data TEXT NOT NULL, source TEXT NOT NULL, ts TEXT NOT NULL, replay_of BIGINT, except_conn TEXT);
      CREATE INDEX events_channel ON events (channel, seq);
      CREATE TABLE watches (root TEXT PRIMARY KEY, added_at TEXT NOT NULL);
      CREATE TABLE questions (

@@ -162,7 +162,11 @@ async fn run(
                 Err(e) => tracing::debug!(error = %e, "log listener not connected yet"),
             }
         }
-        let wait = if away || listener.is_none() { RETRY } else { POLL };
+        let wait = if away || listener.is_none() {
+            RETRY
+        } else {
+            POLL
+        };
         let notified = async {
             match listener.as_mut() {
                 Some(l) => l.notes.recv().await.is_some(),
@@ -178,7 +182,16 @@ async fn run(
         if lost_listener {
             listener = None;
         }
-        match catch_up(&tail, &pool, &*sink, &mut through, &pruned_through, &mut gap_since).await {
+        match catch_up(
+            &tail,
+            &pool,
+            &*sink,
+            &mut through,
+            &pruned_through,
+            &mut gap_since,
+        )
+        .await
+        {
             Ok(()) => {
                 if away {
                     tracing::info!(through, "the log tail is following again");
@@ -206,7 +219,9 @@ async fn catch_up(
     gap_since: &mut Option<Instant>,
 ) -> Result<()> {
     let client = pool.get().await?;
-    let sql = format!("SELECT {EVENT_COLS} FROM events WHERE seq > $1 ORDER BY seq LIMIT $2");
+    let sql = format!(
+        "SELECT {EVENT_COLS}, except_conn FROM events WHERE seq > $1 ORDER BY seq LIMIT $2"
+    );
     let stmt = client.prepare_cached(&sql).await?;
     loop {
         let after = i64::try_from(*through).unwrap_or(i64::MAX);
@@ -227,14 +242,19 @@ async fn catch_up(
                 return Ok(());
             }
             if mark + 1 < first_seq {
-                tracing::warn!(after = *through, next = first_seq, "skipping a hole in the log");
+                tracing::warn!(
+                    after = *through,
+                    next = first_seq,
+                    "skipping a hole in the log"
+                );
             }
         }
         *gap_since = None;
         let mut events = Vec::with_capacity(rows.len());
         let mut expect = first_seq;
         for r in &rows {
-            let e = row::event(r)?;
+            let except: Option<String> = r.try_get(8)?;
+            let e = row::event(r)?.except(except.as_deref());
             if e.seq() != expect {
                 break;
             }

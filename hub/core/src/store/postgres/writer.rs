@@ -91,7 +91,7 @@ async fn writer_loop(
         if batch.is_empty() {
             continue;
         }
-        let (writes, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+        let (writes, replies): (Vec<_>, Vec<_>) = batch.into_iter().map(|(w, r)| (*w, r)).unzip();
         let results = run_batch(&pool, writes, &pruned_through).await;
         tail.kick();
         tokio::spawn(answer(tail.clone(), replies, results));
@@ -112,9 +112,13 @@ async fn answer(tail: Arc<Tail>, replies: Vec<Reply>, mut results: Vec<Result<Co
         .max();
     if let Some(newest) = newest {
         let mut delivered = tail.delivered();
-        let waited = tokio::time::timeout(DELIVERY_WAIT, delivered.wait_for(|d| *d >= newest)).await;
+        let waited =
+            tokio::time::timeout(DELIVERY_WAIT, delivered.wait_for(|d| *d >= newest)).await;
         if !matches!(waited, Ok(Ok(_))) {
-            tracing::warn!(seq = newest, "answering a committed write before this hub delivered it");
+            tracing::warn!(
+                seq = newest,
+                "answering a committed write before this hub delivered it"
+            );
         }
         for c in results.iter_mut().flatten() {
             c.delivered = c
@@ -131,11 +135,7 @@ async fn answer(tail: Arc<Tail>, replies: Vec<Reply>, mut results: Vec<Result<Co
 }
 
 /// Runs the batch in one transaction. When the transaction itself fails, every write in it fails.
-async fn run_batch(
-    pool: &Pool,
-    writes: Vec<Box<Write>>,
-    pruned: &AtomicU64,
-) -> Vec<Result<Committed>> {
+async fn run_batch(pool: &Pool, writes: Vec<Write>, pruned: &AtomicU64) -> Vec<Result<Committed>> {
     let n = writes.len();
     match try_batch(pool, writes, pruned).await {
         Ok(v) => v,
@@ -151,7 +151,7 @@ async fn run_batch(
 
 async fn try_batch(
     pool: &Pool,
-    writes: Vec<Box<Write>>,
+    writes: Vec<Write>,
     pruned: &AtomicU64,
 ) -> Result<Vec<Result<Committed>>> {
     let mut client = pool.get().await?;
@@ -162,10 +162,10 @@ async fn try_batch(
     let mut out = Vec::with_capacity(writes.len());
     for w in writes {
         let r = if lone {
-            run_one(&tx, *w, pruned).await
+            run_one(&tx, w, pruned).await
         } else {
             let sp = tx.savepoint("write").await?;
-            let r = run_one(&sp, *w, pruned).await;
+            let r = run_one(&sp, w, pruned).await;
             if r.is_ok() {
                 sp.commit().await?;
             } else {
@@ -199,7 +199,7 @@ async fn try_batch(
     }
     tx.commit().await.map_err(|e| {
         if super::is_connection_error(&e) {
-            tracing::warn!(error = %e, "the connection failed at COMMIT");
+            tracing::warn!(error = %super::describe(&e), "the connection failed at COMMIT");
             Error::new(
                 ErrorKind::Unavailable,
                 "store_unavailable",

@@ -94,4 +94,3 @@ pub fn inspect(dir: &Path) -> Result<DatabaseReport> {
         integrity,
     })
 }
-

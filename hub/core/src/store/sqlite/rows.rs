@@ -63,7 +63,11 @@ impl Rows for SqliteRows<'_> {
         Ok(())
     }
 
-    async fn insert_question(&mut self, q: &PendingQuestion, options: Option<String>) -> Result<()> {
+    async fn insert_question(
+        &mut self,
+        q: &PendingQuestion,
+        options: Option<String>,
+    ) -> Result<()> {
         self.tx
             .prepare_cached(
                 "INSERT INTO questions (question_id, question, channel, options, key, via, asked_at, expires_at, state)

@@ -60,7 +60,6 @@ impl Writer {
             .map_err(Error::internal)?;
         Ok(Writer { jobs: tx })
     }
-
 }
 
 #[async_trait]
