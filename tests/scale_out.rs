@@ -8,6 +8,7 @@
 //! - PostgreSQL is restarted (an immediate stop, as in a crash) under writes on two hubs: each write is either
 //!   acknowledged or refused with 503 `store_unavailable`; every acknowledged one is in the database and in the log
 //!   afterwards, and a client that stayed connected sees a gapless log across the outage.
+//! - The channels API adds up the subscribers of every live hub, and forgets a hub's once it is gone.
 
 mod common;
 
@@ -80,7 +81,11 @@ fn hub_on(store: &str) -> TestHub {
 
 /// Subscribes `ws` to `agent:*` (optionally resuming) and checks the ack.
 async fn subscribe(ws: &mut Ws, id: i64, resume: Option<(u64, &str)>) -> Value {
-    let mut frame = json!({"type": "subscribe", "id": id, "channel": "agent:*"});
+    subscribe_to(ws, id, "agent:*", resume).await
+}
+
+async fn subscribe_to(ws: &mut Ws, id: i64, channel: &str, resume: Option<(u64, &str)>) -> Value {
+    let mut frame = json!({"type": "subscribe", "id": id, "channel": channel});
     if let Some((since, epoch)) = resume {
         frame["since"] = json!(since);
         frame["epoch"] = json!(epoch);
@@ -414,4 +419,58 @@ async fn a_postgres_restart_under_load_loses_no_acknowledged_write() {
             "acknowledged agent {id} has no event"
         );
     }
+}
+
+/// Polls `GET /api/channels/{name}` on `url` until its subscriber count is `want`.
+async fn await_subscribers(url: &str, name: &str, want: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let (s, b) = call(http().get(format!("{url}/api/channels/{name}"))).await;
+        assert_eq!(s, 200, "{b}");
+        if b["subscribers"].as_u64() == Some(want) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{url} never counted {want} subscribers of {name}: {b}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_channels_api_adds_up_every_hubs_subscribers() {
+    let pg = Cluster::start();
+    let store = pg.db("channels");
+    let a = hub_on(&store);
+    let mut b = hub_on(&store);
+    let mut clients = Vec::new();
+    for (hub, n) in [(&a, 1), (&b, 2)] {
+        for _ in 0..n {
+            let mut ws = ws_connect(&hub.ws_url("/ws")).await;
+            next_of_type(&mut ws, "connected", Duration::from_secs(5)).await;
+            subscribe_to(&mut ws, 1, "project:x", None).await;
+            clients.push(ws);
+        }
+    }
+    // Each hub counts its own at once and the other's within a couple of seconds.
+    await_subscribers(&a.url, "project:x", 3).await;
+    await_subscribers(&b.url, "project:x", 3).await;
+    let (_, list) = call(http().get(format!("{}/api/channels", a.url))).await;
+    let listed: Vec<(&str, u64)> = list["channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap(),
+                c["subscribers"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    // Every WebSocket connection is on `global` too (SPEC §4).
+    assert_eq!(listed, [("global", 3), ("project:x", 3)], "{list}");
+    // A hub that is gone stops counting once it has not shared for a few seconds.
+    b.kill();
+    await_subscribers(&a.url, "project:x", 1).await;
 }

@@ -8,6 +8,7 @@
 //! - [`load`]: subscriber connections that time each delivery; the open-loop publisher.
 //! - [`scenarios`]: idle and fan-out for every kind; mutation path and MCP for Switchboard's own protocol.
 //! - [`throughput`]: closed-loop saturation of Switchboard's durable writes (agent mutations, event publishes).
+//! - [`scaleout`]: 1, 2 and 3 hubs sharing one PostgreSQL: durable mutations/s and fan-out deliveries/s.
 //! - [`report`]: `bench/results/<label>.json`, the Markdown block in `bench/RESULTS.md`, the SVG plot.
 //!
 //! Run it through `bench/run.sh`, which installs the peers, builds in release mode, raises `ulimit -n` and pins
@@ -16,6 +17,7 @@
 mod load;
 mod peer;
 mod report;
+mod scaleout;
 mod scenarios;
 mod server;
 mod throughput;
@@ -38,6 +40,9 @@ enum Scenario {
     /// Saturation throughput of durable agent mutations and event publishes (closed loop).
     Throughput,
     Mcp,
+    /// 1, 2 and 3 hubs on one PostgreSQL (a throwaway cluster): mutations/s and fan-out deliveries/s. Not part of
+    /// `all`.
+    Scaleout,
     All,
     /// Run nothing: re-render RESULTS.md and the plot from `bench/results/<label>.json`.
     Render,
@@ -91,6 +96,15 @@ struct Args {
     /// Concurrent keep-alive connections for each throughput step.
     #[arg(long, value_delimiter = ',', default_value = "64,256")]
     conc: Vec<usize>,
+    /// Hub counts for the scale-out scenario.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+    scale_hubs: Vec<usize>,
+    /// Concurrent keep-alive connections in the scale-out scenario, spread over the hubs.
+    #[arg(long, default_value_t = 64)]
+    scale_conc: usize,
+    /// Subscribers in the scale-out scenario's fan-out step, spread over the hubs.
+    #[arg(long, default_value_t = 1000)]
+    scale_subs: usize,
     /// Subscribers in the mutation scenario.
     #[arg(long, default_value_t = 1000)]
     mut_subs: usize,
@@ -279,6 +293,11 @@ async fn run(args: Args) -> Result<()> {
     }
     if (all || args.scenario == Scenario::Throughput) && kinds.contains(&Kind::Switchboard) {
         results.throughput = throughput::throughput(&ctx, &kinds, &args.conc).await?;
+        results.save(&json)?;
+    }
+    if args.scenario == Scenario::Scaleout {
+        results.scaleout =
+            scaleout::scaleout(&ctx, &args.scale_hubs, args.scale_conc, args.scale_subs).await?;
         results.save(&json)?;
     }
     if (all || args.scenario == Scenario::Mcp) && kinds.contains(&Kind::Switchboard) {

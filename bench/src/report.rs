@@ -10,6 +10,7 @@ use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::peer::{Kind, Proto};
+use crate::scaleout::ScaleRow;
 use crate::scenarios::{AtRest, FanRow, IdleRow, McpRow, MutRow};
 use crate::throughput::ThroughRow;
 
@@ -34,6 +35,8 @@ pub(crate) struct Results {
     pub throughput: Vec<ThroughRow>,
     #[serde(default)]
     pub mcp: Vec<McpRow>,
+    #[serde(default)]
+    pub scaleout: Vec<ScaleRow>,
 }
 
 impl Results {
@@ -294,6 +297,56 @@ pub(crate) fn markdown(label: &str, r: &Results, plot: Option<&str>) -> String {
                     format!("{}%", f(t.server_cpu_pct, 0)),
                     f(t.server_us_per_op, 1),
                     format!("{}%", f(t.tool_cpu_pct, 0)),
+                ]
+            }),
+        );
+    }
+    if !r.scaleout.is_empty() {
+        let _ = writeln!(
+            s,
+            "**Scale-out on PostgreSQL** (hubs sharing one PostgreSQL on this machine; every hub pinned to the \
+             server core, PostgreSQL unpinned, the tool on the other core; closed loop over the connections, spread \
+             over the hubs; each hub delivers from its own tail of the shared log; CPU summed over the hubs and over \
+             PostgreSQL's processes):\n"
+        );
+        table(
+            &mut s,
+            &[
+                "hubs",
+                "writes",
+                "connections",
+                "subscribers",
+                "committed/s",
+                "deliveries/s",
+                "p50 ms",
+                "p99 ms",
+                "failed",
+                "lost",
+                "hubs CPU",
+                "hubs µs/write",
+                "PostgreSQL CPU",
+                "PostgreSQL µs/write",
+            ],
+            r.scaleout.iter().map(|t| {
+                vec![
+                    t.hubs.to_string(),
+                    t.op.clone(),
+                    t.concurrency.to_string(),
+                    t.subscribers.to_string(),
+                    k(t.ops_per_s),
+                    if t.deliveries_per_s.is_nan() {
+                        "–".into()
+                    } else {
+                        k(t.deliveries_per_s)
+                    },
+                    f(t.p50_ms, 2),
+                    f(t.p99_ms, 2),
+                    t.failed.to_string(),
+                    t.lost.to_string(),
+                    format!("{}%", f(t.hubs_cpu_pct, 0)),
+                    f(t.hubs_us_per_op, 1),
+                    format!("{}%", f(t.pg_cpu_pct, 0)),
+                    f(t.pg_us_per_op, 1),
                 ]
             }),
         );

@@ -75,6 +75,16 @@ fn sockudo_env(port: u16) -> Vec<(&'static str, String)> {
 impl Server {
     /// Starts `kind` on a free loopback port, pinned with `taskset -c <core>`, and waits for its health check.
     pub(crate) async fn start(kind: Kind, paths: &Paths, core: usize) -> Result<Server> {
+        Self::start_with(kind, paths, core, &[]).await
+    }
+
+    /// [`Server::start`] with more `serve` flags for Switchboard (such as `--store`).
+    pub(crate) async fn start_with(
+        kind: Kind,
+        paths: &Paths,
+        core: usize,
+        extra: &[String],
+    ) -> Result<Server> {
         let port = free_port()?;
         let mut data = None;
         let mut env: Vec<(&'static str, String)> = Vec::new();
@@ -97,6 +107,7 @@ impl Server {
                         args.extend([flag.to_string(), value.to_string()]);
                     }
                 }
+                args.extend(extra.iter().cloned());
                 data = Some(dir);
                 (paths.switchboard.clone(), args)
             }

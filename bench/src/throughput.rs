@@ -43,8 +43,8 @@ pub(crate) struct ThroughRow {
 
 const WARM_UP: Duration = Duration::from_secs(1);
 
-const MUTATIONS: &str = "agent mutations";
-const PUBLISHES: &str = "event publishes";
+pub(crate) const MUTATIONS: &str = "agent mutations";
+pub(crate) const PUBLISHES: &str = "event publishes";
 const IN_MEMORY: &str = "publishes, in memory";
 
 /// Both write paths at each concurrency, and Node `ws`'s in-memory publish when it is among `kinds`.
@@ -75,7 +75,7 @@ pub(crate) async fn throughput(
             let channel = if op == MUTATIONS { "agent:*" } else { "bench" };
             subs.open(kind, server.port, channel, 1, &sink).await?;
             tokio::time::sleep(Duration::from_millis(500)).await;
-            let row = step(ctx, &server, &sink, op, c, ids).await;
+            let row = step(ctx, &[&server], &sink, op, c, ids, 1).await;
             eprintln!(
                 "write {:12} {:20} c={:<4} {:>7.0}/s  p50 {:>6.2}  p99 {:>6.2} ms  failed {}  lost {}  srv {:>3.0}% {:>6.1} µs/op  tool {:>3.0}%",
                 row.peer,
@@ -121,14 +121,33 @@ fn request(
     mutation_request(i, stamp, ids)
 }
 
-async fn step(
+/// One measured step against `servers` (several hubs sharing one store: connection `n` talks to hub `n mod
+/// len`). Each committed write is expected `fanout` times at the sink. CPU is the sum over the servers.
+pub(crate) async fn step(
     ctx: &Ctx,
-    server: &Server,
+    servers: &[&Server],
     sink: &Rc<Sink>,
     op: &'static str,
     concurrency: usize,
     ids: Rc<[String]>,
+    fanout: u64,
 ) -> ThroughRow {
+    let usage = || {
+        servers.iter().fold(
+            Usage {
+                cpu_s: 0.0,
+                rss_kb: 0,
+            },
+            |a, s| {
+                let u = s.usage();
+                Usage {
+                    cpu_s: a.cpu_s + u.cpu_s,
+                    rss_kb: a.rss_kb + u.rss_kb,
+                }
+            },
+        )
+    };
+    let server = servers[0];
     let tally = Rc::new(Tally {
         measuring: Cell::new(false),
         stop: Cell::new(false),
@@ -144,7 +163,7 @@ async fn step(
             tally.clone(),
             sink.clone(),
             ids.clone(),
-            server.port,
+            servers[n % servers.len()].port,
             server.kind,
         );
         tasks.push(tokio::task::spawn_local(async move {
@@ -189,18 +208,18 @@ async fn step(
         }));
     }
     tokio::time::sleep(WARM_UP).await;
-    let (s0, t0) = (server.usage(), Usage::own());
+    let (s0, t0) = (usage(), Usage::own());
     let start = Instant::now();
     tally.measuring.set(true);
     tokio::time::sleep(Duration::from_secs_f64(ctx.step_s)).await;
     tally.measuring.set(false);
     let secs = start.elapsed().as_secs_f64();
-    let (s1, t1) = (server.usage(), Usage::own());
+    let (s1, t1) = (usage(), Usage::own());
     tally.stop.set(true);
     for t in tasks {
         let _ = t.await;
     }
-    let expected = tally.ok_total.get();
+    let expected = tally.ok_total.get() * fanout;
     await_deliveries(sink, r0 + expected).await;
     let h = tally.hist.borrow();
     let q = |q: f64| {

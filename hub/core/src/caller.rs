@@ -31,7 +31,9 @@
 use std::future::Future;
 
 use crate::auth::{Principal, Secret};
-use crate::bus::{ChannelSnapshot, ClientInfo, ClientSnapshot, Resume, Session, SessionHandle};
+use crate::bus::{
+    Bus, ChannelSnapshot, ClientInfo, ClientSnapshot, Resume, Session, SessionHandle,
+};
 use crate::error::{Error, Result};
 use crate::hub::{Hub, Published};
 use crate::limits::{DEFAULT_EVENTS_PAGE, MAX_AGENTS_PAGE, MAX_BATCH_AGENTS, MAX_EVENTS_PAGE};
@@ -324,14 +326,15 @@ impl Caller {
     }
 
     /// The occupied channels this caller may see: every channel someone subscribes to by name, with how many
-    /// connections an event on it reaches.
+    /// connections an event on it reaches. With hubs sharing a PostgreSQL store, the counts and presence members
+    /// of every live hub (as shared at most a couple of seconds ago).
     pub fn channels(&self) -> Vec<ChannelSnapshot> {
-        let mut list = self.hub.bus().channels(|c| self.principal.sees(c));
-        for c in &mut list {
-            if c.name.starts_with("presence-") {
-                c.members = Some(self.hub.presence().members(&c.name));
-            }
-        }
+        let mut list = self.hub.local_channels(|c| self.principal.sees(c));
+        let peers = self.hub.reader().peer_channels();
+        Bus::merge_channels(
+            &mut list,
+            peers.into_iter().filter(|c| self.principal.sees(&c.name)),
+        );
         list
     }
 
@@ -343,13 +346,16 @@ impl Caller {
         check_channel("name", name)?;
         self.principal
             .may_subscribe(&Pattern::Exact(name.to_owned()))?;
-        Ok(ChannelSnapshot {
+        let mut one = vec![ChannelSnapshot {
             name: name.to_owned(),
             subscribers: self.hub.bus().subscriber_count(name),
             members: name
                 .starts_with("presence-")
                 .then(|| self.hub.presence().members(name)),
-        })
+        }];
+        let peers = self.hub.reader().peer_channels();
+        Bus::merge_channels(&mut one, peers.into_iter().filter(|c| c.name == name));
+        Ok(one.remove(0))
     }
 
     /// The connected clients, showing the subscriptions and presence memberships this caller may see.

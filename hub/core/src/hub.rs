@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Auth, Principal, Secret, load_or_create_token};
-use crate::bus::{Bus, BusConfig, BusStats};
+use crate::bus::{Bus, BusConfig, BusStats, ChannelSnapshot};
 use crate::caller::Caller;
 use crate::error::{Error, Result};
 use crate::model::{EventDraft, Source};
@@ -243,6 +243,17 @@ impl Hub {
         self.inner.bus.reader()
     }
 
+    /// This hub's own occupied channels that `visible` accepts, with presence members.
+    pub(crate) fn local_channels(&self, visible: impl Fn(&str) -> bool) -> Vec<ChannelSnapshot> {
+        let mut list = self.inner.bus.channels(visible);
+        for c in &mut list {
+            if c.name.starts_with("presence-") {
+                c.members = Some(self.inner.presence.members(&c.name));
+            }
+        }
+        list
+    }
+
     pub(crate) fn questions(&self) -> &Questions {
         &self.inner.questions
     }
@@ -288,14 +299,22 @@ impl Hub {
 
     /// Runs retention now and then every `retention_every`, and withdraws questions past their deadline every
     /// second (those whose askers are gone, or that were pending across a restart), until `stop` is cancelled.
+    /// With a store other hubs share, it also shares this hub's occupied channels every second.
     pub fn spawn_retention(&self, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
         let hub = self.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(hub.inner.config.retention_every);
             let mut questions = tokio::time::interval(Duration::from_secs(1));
+            let mut share = tokio::time::interval(Duration::from_secs(1));
+            let shared = hub.reader().shared();
             loop {
                 tokio::select! {
                     () = stop.cancelled() => break,
+                    _ = share.tick(), if shared => {
+                        if let Err(e) = hub.reader().share(hub.local_channels(|_| true)).await {
+                            tracing::debug!(error = %e, "could not share this hub's channel counts");
+                        }
+                    }
                     _ = questions.tick() => crate::questions::expire(&hub).await,
                     _ = tick.tick() => match hub.prune().await {
                         Ok(0) => {}
@@ -313,6 +332,7 @@ impl Hub {
         self.inner.questions.release();
         // Drops every watch, which ends the task that publishes file events (and its handle on the hub).
         self.inner.watcher.stop();
+        self.reader().unshare().await;
         self.inner.writer.shutdown().await;
     }
 }

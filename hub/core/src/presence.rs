@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// The event a user's first connection into a presence channel publishes: `{user_id, user_info}`.
@@ -18,7 +18,7 @@ pub const MEMBER_ADDED: &str = "presence.member_added";
 pub const MEMBER_REMOVED: &str = "presence.member_removed";
 
 /// One member of a presence channel.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PresenceMember {
     /// The user, as its channel data or sign-in named it.

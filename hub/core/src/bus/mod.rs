@@ -298,6 +298,31 @@ impl Bus {
         out
     }
 
+    /// Adds `more` (other hubs' snapshots, one entry per hub and channel) to `list`: subscribers add up, and
+    /// presence members join by `user_id` (a user on two hubs is one member). Sorted by name.
+    pub(crate) fn merge_channels(
+        list: &mut Vec<ChannelSnapshot>,
+        more: impl IntoIterator<Item = ChannelSnapshot>,
+    ) {
+        for c in more {
+            match list.iter_mut().find(|l| l.name == c.name) {
+                Some(l) => {
+                    l.subscribers += c.subscribers;
+                    if let Some(theirs) = c.members {
+                        let mine = l.members.get_or_insert_with(Vec::new);
+                        for m in theirs {
+                            if !mine.iter().any(|x| x.user_id == m.user_id) {
+                                mine.push(m);
+                            }
+                        }
+                    }
+                }
+                None => list.push(c),
+            }
+        }
+        list.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+
     /// Cuts off the connections `keys` (their transports close with `code`). Returns how many were open.
     pub(crate) fn terminate(&self, keys: &[u64], code: u16) -> usize {
         let idx = self.index();
@@ -369,5 +394,51 @@ impl CommitSink for Bus {
             .slow_consumers
             .fetch_add(slow, Ordering::Relaxed);
         counts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::presence::PresenceMember;
+    use serde_json::json;
+
+    fn member(id: &str) -> PresenceMember {
+        PresenceMember {
+            user_id: id.into(),
+            user_info: json!({"name": id}),
+        }
+    }
+
+    #[test]
+    fn merging_adds_up_subscribers_and_joins_members_by_user() {
+        let mut list = vec![ChannelSnapshot {
+            name: "presence-room".into(),
+            subscribers: 2,
+            members: Some(vec![member("ann")]),
+        }];
+        let theirs = [
+            ChannelSnapshot {
+                name: "presence-room".into(),
+                subscribers: 3,
+                members: Some(vec![member("ann"), member("bob")]),
+            },
+            ChannelSnapshot {
+                name: "a".into(),
+                subscribers: 1,
+                members: None,
+            },
+        ];
+        Bus::merge_channels(&mut list, theirs);
+        let names: Vec<&str> = list.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["a", "presence-room"]);
+        assert_eq!(list[1].subscribers, 5);
+        let users: Vec<&str> = list[1]
+            .members
+            .iter()
+            .flatten()
+            .map(|m| m.user_id.as_str())
+            .collect();
+        assert_eq!(users, ["ann", "bob"], "a user on two hubs is one member");
     }
 }

@@ -34,6 +34,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::bus::ChannelSnapshot;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{
     Agent, AgentPage, AgentPatch, AgentQuery, Event, EventDraft, NewAgent, Scope, Source,
@@ -192,6 +193,23 @@ pub(crate) trait LogReader: Send + Sync + 'static {
     async fn question_by_key(&self, channel: String, key: String) -> Result<Option<QuestionRow>>;
     /// The file watcher's roots kept in the database, oldest first.
     async fn watch_roots(&self) -> Result<Vec<PathBuf>>;
+
+    /// Whether other hubs share this store, so the channels API adds up what they report.
+    fn shared(&self) -> bool {
+        false
+    }
+    /// The occupied channels of the other live hubs, as [`LogReader::share`] last read them (each hub's entries
+    /// separately; the caller adds them up).
+    fn peer_channels(&self) -> Vec<ChannelSnapshot> {
+        Vec::new()
+    }
+    /// Records this hub's occupied channels (`mine`, every one, presence members included) for the other hubs,
+    /// and reads theirs.
+    async fn share(&self, _mine: Vec<ChannelSnapshot>) -> Result<()> {
+        Ok(())
+    }
+    /// Withdraws this hub's entries (on shutdown).
+    async fn unshare(&self) {}
 }
 
 /// The write side of a store.

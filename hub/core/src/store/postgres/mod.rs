@@ -11,10 +11,13 @@
 //!   `LISTEN switchboard_log`, by this hub's own commits, and by a short poll as the safety net, and hands each
 //!   contiguous run of events to the bus. Every hub therefore delivers the same sequence.
 //! - [`query`]: the read side on the connection pool.
+//! - [`peers`]: each hub's occupied channels and presence members, shared every second so the channels API adds
+//!   up every hub's.
 //!
 //! The pool reconnects on its own; a write while the database is unreachable fails with `Unavailable`
 //! (`store_unavailable`), and the tail resumes from its last `seq` once the database is back.
 
+mod peers;
 mod query;
 mod rows;
 mod schema;

@@ -2,13 +2,14 @@
 //! an identity column in creation order (SQLite's `rowid`).
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use deadpool_postgres::Pool;
 use tokio_postgres::types::ToSql;
 
+use crate::bus::ChannelSnapshot;
 use crate::error::{Error, Result};
 use crate::model::{Agent, AgentPage, AgentQuery, Event, Scope};
 use crate::questions::{PendingQuestion, QuestionRow};
@@ -24,6 +25,10 @@ pub(super) struct PgReader {
     epoch: String,
     /// Raised by this hub's prunes and by the tail, which reads the mark other hubs' prunes leave.
     pruned_through: Arc<AtomicU64>,
+    /// This hub among those sharing the database: random, per process.
+    hub_id: String,
+    /// The other live hubs' occupied channels, as last read.
+    peers: Mutex<Vec<ChannelSnapshot>>,
 }
 
 fn signed(v: u64) -> i64 {
@@ -36,6 +41,8 @@ impl PgReader {
             pool,
             epoch,
             pruned_through,
+            hub_id: uuid::Uuid::new_v4().to_string(),
+            peers: Mutex::new(Vec::new()),
         }
     }
 
@@ -204,5 +211,35 @@ impl LogReader for PgReader {
         rows.iter()
             .map(|r| Ok(PathBuf::from(r.try_get::<_, String>(0)?)))
             .collect()
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+
+    fn peer_channels(&self) -> Vec<ChannelSnapshot> {
+        self.peers.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    async fn share(&self, mine: Vec<ChannelSnapshot>) -> Result<()> {
+        let theirs = super::peers::share(&self.pool, &self.hub_id, &mine).await;
+        // A hub that cannot reach the database cannot vouch for the others' counts either.
+        let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        match theirs {
+            Ok(t) => {
+                *peers = t;
+                Ok(())
+            }
+            Err(e) => {
+                peers.clear();
+                Err(e)
+            }
+        }
+    }
+
+    async fn unshare(&self) {
+        if let Err(e) = super::peers::unshare(&self.pool, &self.hub_id).await {
+            tracing::debug!(error = %e, "could not withdraw this hub's channel counts");
+        }
     }
 }

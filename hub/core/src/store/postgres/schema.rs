@@ -42,6 +42,11 @@ const MIGRATIONS: &[&str] = &[
          answer TEXT, answered_by TEXT, answered_at TEXT);
      CREATE INDEX questions_pending ON questions (state, expires_at);
      CREATE INDEX questions_key ON questions (channel, key, asked_at) WHERE key IS NOT NULL;",
+    // 2: each live hub's occupied channels, for the channels API to add up across hubs.
+    "CREATE TABLE hub_seen (hub TEXT PRIMARY KEY, seen_at TIMESTAMPTZ NOT NULL);
+     CREATE TABLE hub_channels (
+         hub TEXT NOT NULL REFERENCES hub_seen ON DELETE CASCADE, channel TEXT NOT NULL,
+         subscribers INTEGER NOT NULL, members TEXT, PRIMARY KEY (hub, channel));",
 ];
 
 /// Creates the database the URL names when the server says it does not exist (the role needs `CREATEDB`). Two
