@@ -9,6 +9,7 @@
 //!   acknowledged or refused with 503 `store_unavailable`; every acknowledged one is in the database and in the log
 //!   afterwards, and a client that stayed connected sees a gapless log across the outage.
 //! - The channels API adds up the subscribers of every live hub, and forgets a hub's once it is gone.
+//! - Refused writes (404, 412) among many concurrent ones leave no row and no event, and the others commit.
 
 mod common;
 
@@ -473,4 +474,53 @@ async fn the_channels_api_adds_up_every_hubs_subscribers() {
     // A hub that is gone stops counting once it has not shared for a few seconds.
     b.kill();
     await_subscribers(&a.url, "project:x", 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn refused_writes_among_concurrent_ones_leave_nothing_and_the_rest_commit() {
+    let pg = Cluster::start();
+    let hub = hub_on(&pg.db("refusals"));
+    let c = http();
+    let id = create_agent(&c, &hub.url, "target").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Many writes at once, so they share transactions: a third refused (404, 412), the rest good.
+    let tasks: Vec<_> = (0..90)
+        .map(|i| {
+            let (c, url, id) = (c.clone(), hub.url.clone(), id.clone());
+            tokio::spawn(async move {
+                let req = match i % 3 {
+                    0 => c.patch(format!("{url}/api/agents/no-such-agent")),
+                    1 => c
+                        .patch(format!("{url}/api/agents/{id}"))
+                        .header("If-Match", "\"999\""),
+                    _ => c.patch(format!("{url}/api/agents/{id}")),
+                };
+                call(req.json(&json!({"description": format!("step {i}")}))).await
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for (i, t) in tasks.into_iter().enumerate() {
+        let (s, b) = t.await.unwrap();
+        let want = [404, 412, 200][i % 3];
+        assert_eq!(s, want, "write {i}: {b}");
+        ok += usize::from(s == 200);
+    }
+    let (_, agent) = call(c.get(format!("{}/api/agents/{id}", hub.url))).await;
+    assert_eq!(
+        agent["version"],
+        1 + ok as u64,
+        "one version per accepted write: {agent}"
+    );
+    let (_, page) = call(c.get(format!("{}/api/events?since=0&limit=1000", hub.url))).await;
+    let events = page["events"].as_array().unwrap();
+    assert_eq!(
+        events.len(),
+        1 + ok,
+        "one event per accepted write, none for a refused one"
+    );
+    let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_gapless(&seqs, 0, "the log around refused writes");
 }

@@ -304,7 +304,8 @@ pub(crate) fn markdown(label: &str, r: &Results, plot: Option<&str>) -> String {
     if !r.scaleout.is_empty() {
         let _ = writeln!(
             s,
-            "**Scale-out on PostgreSQL** (hubs sharing one PostgreSQL on this machine; every hub pinned to the \
+            "**Scale-out on PostgreSQL** (hubs sharing one PostgreSQL on this machine, after one SQLite hub as the \
+             baseline; every hub pinned to the \
              server core, PostgreSQL unpinned, the tool on the other core; closed loop over the connections, spread \
              over the hubs; each hub delivers from its own tail of the shared log; CPU summed over the hubs and over \
              PostgreSQL's processes):\n"
@@ -312,6 +313,7 @@ pub(crate) fn markdown(label: &str, r: &Results, plot: Option<&str>) -> String {
         table(
             &mut s,
             &[
+                "store",
                 "hubs",
                 "writes",
                 "connections",
@@ -329,6 +331,7 @@ pub(crate) fn markdown(label: &str, r: &Results, plot: Option<&str>) -> String {
             ],
             r.scaleout.iter().map(|t| {
                 vec![
+                    t.store.clone(),
                     t.hubs.to_string(),
                     t.op.clone(),
                     t.concurrency.to_string(),

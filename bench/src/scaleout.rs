@@ -7,6 +7,8 @@
 //!   of the channel spread over them too; deliveries/s is what the subscribers received. Each hub delivers what
 //!   its own tail reads from the shared log, so this is the fan-out path of a real deployment.
 //!
+//! The same two steps run first on one hub with the default SQLite store, as the baseline.
+//!
 //! Every hub is pinned to the server core and PostgreSQL runs unpinned, so on this two-core machine more hubs
 //! share the same CPU: the rows show what the shared log costs, not what more machines would add. The table also
 //! gives PostgreSQL's own CPU per write, the basis of the projection in docs/scale-out.md.
@@ -26,6 +28,9 @@ use crate::throughput::{MUTATIONS, PUBLISHES, step};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct ScaleRow {
+    /// `sqlite` (the single-hub baseline, same steps) or `postgres`.
+    #[serde(default)]
+    pub store: String,
     pub hubs: usize,
     pub op: String,
     pub concurrency: usize,
@@ -118,19 +123,21 @@ pub(crate) async fn scaleout(
 ) -> Result<Vec<ScaleRow>> {
     let cluster = Cluster::start(&ctx.paths.root)?;
     let mut rows = Vec::new();
-    for (run, &n) in hubs.iter().enumerate() {
+    // The single SQLite hub first, as the baseline of the same steps.
+    let runs = std::iter::once(("sqlite", 1)).chain(hubs.iter().map(|&n| ("postgres", n)));
+    for (run, (backend, n)) in runs.enumerate() {
         for op in [MUTATIONS, PUBLISHES] {
-            let store = format!("{}/bench_{run}_{}", cluster.url, op.replace(' ', "_"));
+            let flags: Vec<String> = if backend == "sqlite" {
+                Vec::new()
+            } else {
+                let db = format!("{}/bench_{run}_{}", cluster.url, op.replace(' ', "_"));
+                vec!["--store".into(), db]
+            };
             let mut servers = Vec::with_capacity(n);
             for _ in 0..n {
                 servers.push(
-                    Server::start_with(
-                        Kind::Switchboard,
-                        &ctx.paths,
-                        ctx.server_core,
-                        &["--store".into(), store.clone()],
-                    )
-                    .await?,
+                    Server::start_with(Kind::Switchboard, &ctx.paths, ctx.server_core, &flags)
+                        .await?,
                 );
             }
             let ids: Rc<[String]> = if op == MUTATIONS {
@@ -166,6 +173,7 @@ pub(crate) async fn scaleout(
             let written = row.ops_per_s * ctx.step_s;
             let pg_cpu_pct = pg_s / wall * 100.0;
             let out = ScaleRow {
+                store: backend.into(),
                 hubs: n,
                 op: op.into(),
                 concurrency,
@@ -186,7 +194,8 @@ pub(crate) async fn scaleout(
                 pg_us_per_op: per(pg_s * 1e6 * (ctx.step_s / wall), written.round() as u64),
             };
             eprintln!(
-                "scale-out {} hub(s) {:16} c={concurrency} {:>7.0}/s  deliveries {:>8.0}/s  p99 {:>6.2} ms  failed {}  lost {}  hubs {:>3.0}% {:>5.0} µs/op  postgres {:>3.0}% {:>5.0} µs/op",
+                "scale-out {:8} {} hub(s) {:16} c={concurrency} {:>7.0}/s  deliveries {:>8.0}/s  p99 {:>6.2} ms  failed {}  lost {}  hubs {:>3.0}% {:>5.0} µs/op  postgres {:>3.0}% {:>5.0} µs/op",
+                out.store,
                 out.hubs,
                 out.op,
                 out.ops_per_s,

@@ -105,7 +105,7 @@ pub(crate) trait CommitSink: Send + Sync + 'static {
 }
 
 /// One write.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) enum Write {
     CreateAgent(NewAgent, Source),
     /// Many agents in one savepoint: all or none; an `agent.created` each, then `agents.bulk_created`.

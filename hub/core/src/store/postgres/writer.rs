@@ -1,7 +1,7 @@
 //! [`PgWriter`]: one task per hub takes the queued writes in batches and commits each batch in one PostgreSQL
 //! transaction. The transaction first locks the `seq` counter row, so batches from every hub take turns (and two
-//! of them can never wait on each other's agent rows), then runs each write in its own savepoint (a lone write
-//! needs none), notifies the other hubs, and commits. Callers are answered once the tail has handed the batch's
+//! of them can never wait on each other's agent rows), then runs the writes (in a savepoint each only when one of
+//! them is refused: see [`run_batch`]), notifies the other hubs, and commits. Callers are answered once the tail has handed the batch's
 //! events to this hub's bus; the next batch does not wait for that.
 //!
 //! If the connection fails mid-batch, every write in it fails with `Unavailable`. A failure at `COMMIT` leaves the
@@ -135,10 +135,19 @@ async fn answer(tail: Arc<Tail>, replies: Vec<Reply>, mut results: Vec<Result<Co
 }
 
 /// Runs the batch in one transaction. When the transaction itself fails, every write in it fails.
+///
+/// Savepoints cost two round trips a write, so the first attempt runs without them. Only if a write is refused
+/// (not found, a version conflict…) is the transaction rolled back and the batch run again with a savepoint per
+/// write, so the refused one leaves nothing behind and the others commit.
 async fn run_batch(pool: &Pool, writes: Vec<Write>, pruned: &AtomicU64) -> Vec<Result<Committed>> {
     let n = writes.len();
-    match try_batch(pool, writes, pruned).await {
-        Ok(v) => v,
+    let mut attempt = try_batch(pool, &writes, pruned, false).await;
+    if matches!(attempt, Ok(None)) {
+        attempt = try_batch(pool, &writes, pruned, true).await;
+    }
+    match attempt {
+        Ok(Some(v)) => v,
+        Ok(None) => unreachable_refusal(n),
         Err(e) => {
             let e = match e.kind() {
                 ErrorKind::Unavailable | ErrorKind::Internal => e,
@@ -149,41 +158,52 @@ async fn run_batch(pool: &Pool, writes: Vec<Write>, pruned: &AtomicU64) -> Vec<R
     }
 }
 
+/// With savepoints a refusal never aborts the batch; should it, every write fails rather than some silently.
+fn unreachable_refusal(n: usize) -> Vec<Result<Committed>> {
+    let e = Error::internal("a batch with savepoints was abandoned");
+    (0..n).map(|_| Err(e.clone())).collect()
+}
+
+/// One attempt at the batch. `Ok(None)`: without savepoints, a write was refused and the transaction rolled back.
 async fn try_batch(
     pool: &Pool,
-    writes: Vec<Write>,
+    writes: &[Write],
     pruned: &AtomicU64,
-) -> Result<Vec<Result<Committed>>> {
+    savepoints: bool,
+) -> Result<Option<Vec<Result<Committed>>>> {
     let mut client = pool.get().await?;
     let mut tx = client.transaction().await?;
     tx.execute("SELECT last FROM log_seq FOR UPDATE", &[])
         .await?;
-    let lone = writes.len() == 1;
     let mut out = Vec::with_capacity(writes.len());
     for w in writes {
-        let r = if lone {
-            run_one(&tx, w, pruned).await
-        } else {
+        let r = if savepoints {
             let sp = tx.savepoint("write").await?;
-            let r = run_one(&sp, w, pruned).await;
+            let r = run_one(&sp, w.clone(), pruned).await;
             if r.is_ok() {
                 sp.commit().await?;
             } else {
                 sp.rollback().await?;
             }
             r
+        } else {
+            run_one(&tx, w.clone(), pruned).await
         };
-        // The connection itself failed: the whole transaction is gone.
-        if let Err(e) = &r
-            && e.code() == "store_unavailable"
-        {
-            return Err(e.clone());
+        match &r {
+            // The connection itself failed: the whole transaction is gone.
+            Err(e) if e.code() == "store_unavailable" => return Err(e.clone()),
+            Err(_) if !savepoints && writes.len() > 1 => {
+                tx.rollback().await?;
+                return Ok(None);
+            }
+            _ => {}
         }
         out.push(r);
     }
-    if lone && out.iter().any(|r| r.is_err()) {
+    // A lone write that was refused: nothing to commit.
+    if out.iter().all(|r| r.is_err()) {
         tx.rollback().await?;
-        return Ok(out);
+        return Ok(Some(out));
     }
     let newest = out
         .iter()
@@ -209,7 +229,7 @@ async fn try_batch(
             e.into()
         }
     })?;
-    Ok(out)
+    Ok(Some(out))
 }
 
 async fn run_one(tx: &Transaction<'_>, w: Write, pruned: &AtomicU64) -> Result<Committed> {
