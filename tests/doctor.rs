@@ -1,6 +1,7 @@
 //! `switchboard doctor` against the real binary: each check healthy and broken. The hub up, down, or its port held
 //! by another program; the token file private or readable by others; the database sound or corrupt; IDE configs
-//! present and runnable, missing, or pointing at a binary that is not there. `--json` and the exit status too.
+//! present and runnable, missing, or pointing at a binary that is not there; a PostgreSQL store named without its
+//! password. `--json` and the exit status too.
 
 mod common;
 
@@ -202,6 +203,29 @@ fn a_corrupt_database_fails_its_integrity_check() {
     assert_eq!(c["status"], "fail");
     assert!(c["detail"].as_str().unwrap().contains("integrity"), "{c}");
     assert!(c["fix"].as_str().unwrap().contains("backup"), "{c}");
+}
+
+#[test]
+fn a_postgres_store_is_named_without_its_password_and_not_checked_as_a_file() {
+    let p = places();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("switchboard.toml"),
+        "store = \"postgres://sb:s3cret@db.invalid:5432/hub\"\n",
+    )
+    .unwrap();
+    let (_, checks) = doctor(dir.path(), "http://127.0.0.1:9", &p);
+    let c = check(&checks, "database");
+    assert_eq!(c["status"], "info", "{c}");
+    let detail = c["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("postgres://sb:***@db.invalid:5432/hub"),
+        "{c}"
+    );
+    assert!(
+        !c.to_string().contains("s3cret"),
+        "the password is never shown: {c}"
+    );
 }
 
 #[test]

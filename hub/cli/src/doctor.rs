@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
+use switchboard_core::StoreConfig;
 
 /// How a check came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -69,6 +70,8 @@ pub struct Input {
     pub hub_url: String,
     /// The data dir.
     pub data_dir: PathBuf,
+    /// The hub's `--store`, when set (env or file): a PostgreSQL store is not checked here.
+    pub store: Option<String>,
     /// The project whose IDE configs are checked (the current directory).
     pub project_dir: PathBuf,
     /// The user's home, for user-level IDE configs.
@@ -79,7 +82,21 @@ pub struct Input {
 pub async fn run(input: &Input) -> Vec<Check> {
     let mut out = vec![hub(&input.hub_url).await];
     out.extend(data_dir(&input.data_dir));
-    out.push(database(&input.data_dir));
+    out.push(match input.store.as_deref().map(StoreConfig::parse) {
+        Some(Ok(StoreConfig::Postgres(url))) => Check::info(
+            "database",
+            format!(
+                "PostgreSQL at {}: shared by hubs; each hub checks it when it starts (GET /health)",
+                StoreConfig::Postgres(url).describe()
+            ),
+        ),
+        Some(Err(e)) => Check::fail(
+            "database",
+            e.message().to_owned(),
+            "set --store to `sqlite` or a postgres:// URL",
+        ),
+        _ => database(&input.data_dir),
+    });
     out.extend(ides(input));
     out
 }

@@ -269,6 +269,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let input = switchboard::doctor::Input {
                 hub_url: hub_url(&hub),
                 data_dir: data_dir.clone(),
+                // As `serve` would read it: env, then the file.
+                store: std::env::var("SWITCHBOARD_STORE")
+                    .ok()
+                    .or_else(|| file.store.clone()),
                 project_dir: std::env::current_dir()?,
                 home: dirs::home_dir(),
             };

@@ -176,6 +176,9 @@ struct Entry {
     /// An answer or a withdrawal of it is being committed: it is no longer listed, answerable or due, so whoever
     /// sees its event never finds it still pending.
     closing: bool,
+    /// Its `question` event is committed. Before that it is answerable (an answer may arrive the moment the event
+    /// is out, before the asker's write returns) but not listed, due or found by key.
+    committed: bool,
 }
 
 /// The pending questions of this hub, mirrored from the database, and who waits on each.
@@ -199,21 +202,30 @@ impl Questions {
                     info,
                     waiters: Vec::new(),
                     closing: false,
+                    committed: true,
                 },
             );
         }
     }
 
-    /// A question now pending (just committed).
-    pub(crate) fn opened(&self, info: PendingQuestion) {
+    /// A question being asked: answerable (and waited on) from now, listed once [`Questions::committed`].
+    pub(crate) fn opening(&self, info: PendingQuestion) {
         self.lock().insert(
             info.question_id.clone(),
             Entry {
                 info,
                 waiters: Vec::new(),
                 closing: false,
+                committed: false,
             },
         );
+    }
+
+    /// The question's `question` event is committed: it is listed, due and found by key from now on.
+    pub(crate) fn committed(&self, question_id: &str) {
+        if let Some(e) = self.lock().get_mut(question_id) {
+            e.committed = true;
+        }
     }
 
     /// Waits on a pending question: the receiver resolves with its answer, or fails when it is withdrawn. None if
@@ -254,7 +266,12 @@ impl Questions {
     pub(crate) fn by_key(&self, channel: &str, key: &str) -> Option<PendingQuestion> {
         self.lock()
             .values()
-            .find(|e| !e.closing && e.info.channel == channel && e.info.key.as_deref() == Some(key))
+            .find(|e| {
+                e.committed
+                    && !e.closing
+                    && e.info.channel == channel
+                    && e.info.key.as_deref() == Some(key)
+            })
             .map(|e| e.info.clone())
     }
 
@@ -284,7 +301,7 @@ impl Questions {
         let mut v: Vec<PendingQuestion> = self
             .lock()
             .values()
-            .filter(|e| !e.closing)
+            .filter(|e| e.committed && !e.closing)
             .map(|e| e.info.clone())
             .collect();
         v.sort_by(|a, b| {
@@ -299,7 +316,7 @@ impl Questions {
     pub(crate) fn due(&self, now: &str) -> Vec<String> {
         self.lock()
             .values()
-            .filter(|e| !e.closing && e.info.expires_at.as_str() <= now)
+            .filter(|e| e.committed && !e.closing && e.info.expires_at.as_str() <= now)
             .map(|e| e.info.question_id.clone())
             .collect()
     }

@@ -77,11 +77,21 @@ impl Caller {
             data["options"] = json!(o);
         }
         let draft = self.draft(NewEvent::new(channel, "question", data))?;
-        self.hub
+        // Answerable, with this asker waiting, before the `question` event goes out: an answer may come back before
+        // the write returns (at once from a fast client; and the PostgreSQL store answers only after its tail has
+        // delivered the event). Listed only once committed.
+        questions.opening(info.clone());
+        let asked = AskedQuestion::waiting(self.hub.clone(), info.clone(), false);
+        if let Err(e) = self
+            .hub
             .write(Write::AskQuestion(info.clone(), draft))
-            .await?;
-        questions.opened(info.clone());
-        Ok(AskedQuestion::waiting(self.hub.clone(), info, false))
+            .await
+        {
+            questions.withdrawn(&info.question_id);
+            return Err(e);
+        }
+        questions.committed(&info.question_id);
+        Ok(asked)
     }
 
     /// Takes up a question asked earlier (an MCP client coming back with the elicited answer, or to keep waiting):

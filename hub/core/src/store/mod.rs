@@ -19,12 +19,14 @@
 //! - `apply`: what each [`Write`] does (its rows and the events logged with them), written once over the small
 //!   [`Rows`](apply::Rows) trait each store implements inside its transaction.
 //! - `row`: the column lists, rows to values, and a [`Scope`](crate::model::Scope) as SQL.
+//! - `queue`: the write queue both writers take their batches from; its handle is the [`LogWriter`] the hub holds.
 //!
 //! [`open`] migrates and yields the reader and the last `seq`; the bus is built on that reader, and
 //! [`Opened::start`] starts the writer with the bus as its sink.
 
 mod apply;
 pub(crate) mod postgres;
+mod queue;
 mod row;
 pub(crate) mod sqlite;
 

@@ -208,8 +208,8 @@ pub(super) async fn open(url: &str) -> Result<Opened> {
         last_seq,
         start: Box::new(move |sink: Arc<dyn CommitSink>| {
             let tail = tail::Tail::start(pool.clone(), cfg, sink, last_seq, pruned_through.clone());
-            let w = writer::PgWriter::start(pool, tail, pruned_through);
-            Ok(Box::new(w) as Box<dyn LogWriter>)
+            let queue = writer::start(pool, tail, pruned_through);
+            Ok(Box::new(queue) as Box<dyn LogWriter>)
         }),
     })
 }

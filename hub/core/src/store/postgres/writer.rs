@@ -1,4 +1,4 @@
-//! [`PgWriter`]: one task per hub takes the queued writes in batches and commits each batch in one PostgreSQL
+//! The PostgreSQL writer: one task per hub takes the queued writes in batches and commits each batch in one PostgreSQL
 //! transaction. The transaction first locks the `seq` counter row, so batches from every hub take turns (and two
 //! of them can never wait on each other's agent rows), then runs the writes (in a savepoint each only when one of
 //! them is refused: see [`run_batch`]), notifies the other hubs, and commits. Callers are answered once the tail has handed the batch's
@@ -11,60 +11,26 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use deadpool_postgres::{Pool, Transaction};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use super::NOTIFY_CHANNEL;
 use super::rows::PgRows;
 use super::tail::Tail;
 use crate::error::{Error, ErrorKind, Result};
 use crate::store::apply::apply;
-use crate::store::{Committed, LogWriter, Write, shutting_down};
-
-/// How many queued writes one transaction may carry.
-const MAX_BATCH: usize = 256;
+use crate::store::queue::{Batch, Job, Queue, Reply};
+use crate::store::{Committed, Write};
 
 /// How long an answer waits for the tail to deliver a committed write before answering without the counts.
 const DELIVERY_WAIT: Duration = Duration::from_secs(10);
 
-type Reply = oneshot::Sender<Result<Committed>>;
-
-enum Job {
-    Write(Box<Write>, Reply),
-    Shutdown(oneshot::Sender<()>),
-}
-
-/// Queues writes for the writer task; the task (and the tail) end when the last handle is dropped.
-pub(super) struct PgWriter {
-    jobs: mpsc::Sender<Job>,
-}
-
-impl PgWriter {
-    pub(super) fn start(pool: Pool, tail: Arc<Tail>, pruned_through: Arc<AtomicU64>) -> PgWriter {
-        let (tx, rx) = mpsc::channel(4096);
-        tokio::spawn(writer_loop(pool, rx, tail, pruned_through));
-        PgWriter { jobs: tx }
-    }
-}
-
-#[async_trait]
-impl LogWriter for PgWriter {
-    async fn write(&self, w: Write) -> Result<Committed> {
-        let (tx, rx) = oneshot::channel();
-        self.jobs
-            .send(Job::Write(Box::new(w), tx))
-            .await
-            .map_err(|_| shutting_down())?;
-        rx.await.map_err(|_| shutting_down())?
-    }
-
-    async fn shutdown(&self) {
-        let (tx, rx) = oneshot::channel();
-        if self.jobs.send(Job::Shutdown(tx)).await.is_ok() {
-            let _ = rx.await;
-        }
-    }
+/// Starts the writer task; returns the queue that feeds it. The task (and the tail) end when the queue's last
+/// handle is dropped, or on shutdown.
+pub(super) fn start(pool: Pool, tail: Arc<Tail>, pruned_through: Arc<AtomicU64>) -> Queue {
+    let (queue, rx) = Queue::new();
+    tokio::spawn(writer_loop(pool, rx, tail, pruned_through));
+    queue
 }
 
 async fn writer_loop(
@@ -74,27 +40,21 @@ async fn writer_loop(
     pruned_through: Arc<AtomicU64>,
 ) {
     let mut shutdown = None;
-    while shutdown.is_none() {
-        let mut batch: Vec<(Box<Write>, Reply)> = Vec::new();
-        match jobs.recv().await {
-            Some(Job::Write(w, tx)) => batch.push((w, tx)),
-            Some(Job::Shutdown(done)) => shutdown = Some(done),
-            None => break,
+    loop {
+        let first = jobs.recv().await;
+        let mut batch = Batch::take(first, &mut jobs);
+        let last = batch.last();
+        shutdown = batch.shutdown.take().or(shutdown);
+        if !batch.writes.is_empty() {
+            let (writes, replies): (Vec<_>, Vec<_>) =
+                batch.writes.into_iter().map(|(w, r)| (*w, r)).unzip();
+            let results = run_batch(&pool, writes, &pruned_through).await;
+            tail.kick();
+            tokio::spawn(answer(tail.clone(), replies, results));
         }
-        while batch.len() < MAX_BATCH && shutdown.is_none() {
-            match jobs.try_recv() {
-                Ok(Job::Write(w, tx)) => batch.push((w, tx)),
-                Ok(Job::Shutdown(done)) => shutdown = Some(done),
-                Err(_) => break,
-            }
+        if last {
+            break;
         }
-        if batch.is_empty() {
-            continue;
-        }
-        let (writes, replies): (Vec<_>, Vec<_>) = batch.into_iter().map(|(w, r)| (*w, r)).unzip();
-        let results = run_batch(&pool, writes, &pruned_through).await;
-        tail.kick();
-        tokio::spawn(answer(tail.clone(), replies, results));
     }
     tail.stop();
     if let Some(done) = shutdown {

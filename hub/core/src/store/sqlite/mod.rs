@@ -2,7 +2,7 @@
 //!
 //! - [`schema`]: embedded, versioned migrations; how each connection is opened.
 //! - [`writer`]: the single writer thread (batched transactions, a savepoint per write, commit, then the
-//!   [`CommitSink`]) and its handle. Dropping the last handle ends the thread.
+//!   [`CommitSink`]), fed by the shared write queue. Dropping the queue's last handle ends the thread.
 //! - `rows`: the statements [`apply`](super::apply) runs, on the writer's transaction.
 //! - [`query`]: the reader: pooled read-only connections, the log's epoch and its pruned mark.
 //!
@@ -21,7 +21,6 @@ use std::sync::atomic::AtomicU64;
 use super::{CommitSink, LogWriter, Opened};
 use crate::error::{Error, Result};
 use query::SqliteReader;
-use writer::Writer;
 
 /// Opens (creating if needed) `<dir>/switchboard.db` and runs migrations. Blocking: call it off the async threads.
 ///
@@ -40,8 +39,8 @@ pub(super) fn open(dir: &Path) -> Result<Opened> {
         reader: Arc::new(reader),
         last_seq: state.last_seq,
         start: Box::new(move |sink: Arc<dyn CommitSink>| {
-            let w = Writer::start(conn, checkpointer, sink, pruned_through)?;
-            Ok(Box::new(w) as Box<dyn LogWriter>)
+            let queue = writer::start(conn, checkpointer, sink, pruned_through)?;
+            Ok(Box::new(queue) as Box<dyn LogWriter>)
         }),
     })
 }

@@ -9,77 +9,39 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use rusqlite::Connection;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
-use async_trait::async_trait;
 use futures_util::FutureExt;
 
 use super::rows::SqliteRows;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::Event;
 use crate::store::apply::apply;
-use crate::store::{CommitSink, Committed, LogWriter, Write, shutting_down};
-
-/// How many queued writes one transaction may carry.
-const MAX_BATCH: usize = 256;
+use crate::store::queue::{Batch, Job, Queue, Reply};
+use crate::store::{CommitSink, Committed, Write};
 
 /// Least time between two background checkpoints.
 const CHECKPOINT_GAP: Duration = Duration::from_millis(250);
 
-type Reply = oneshot::Sender<Result<Committed>>;
-
-enum Job {
-    Write(Box<Write>, Reply),
-    Shutdown(oneshot::Sender<()>),
-}
-
-/// Queues writes for the writer thread. Cheap to clone; the thread ends when the last clone is dropped (or on
-/// [`Writer::shutdown`]).
-#[derive(Clone)]
-pub(super) struct Writer {
-    jobs: mpsc::Sender<Job>,
-}
-
-impl Writer {
-    /// Starts the writer thread on `conn` and the checkpoint thread on `checkpointer`.
-    pub(super) fn start(
-        conn: Connection,
-        checkpointer: Connection,
-        sink: Arc<dyn CommitSink>,
-        pruned_through: Arc<AtomicU64>,
-    ) -> Result<Writer> {
-        let (tx, rx) = mpsc::channel(4096);
-        let (kick, kicks) = std::sync::mpsc::sync_channel(1);
-        std::thread::Builder::new()
-            .name("switchboard-checkpoint".into())
-            .spawn(move || checkpoint_loop(checkpointer, kicks))
-            .map_err(Error::internal)?;
-        std::thread::Builder::new()
-            .name("switchboard-writer".into())
-            .spawn(move || writer_loop(conn, rx, sink, pruned_through, kick))
-            .map_err(Error::internal)?;
-        Ok(Writer { jobs: tx })
-    }
-}
-
-#[async_trait]
-impl LogWriter for Writer {
-    async fn write(&self, w: Write) -> Result<Committed> {
-        let (tx, rx) = oneshot::channel();
-        self.jobs
-            .send(Job::Write(Box::new(w), tx))
-            .await
-            .map_err(|_| shutting_down())?;
-        rx.await.map_err(|_| shutting_down())?
-    }
-
-    /// Also checkpoints before the writer thread ends.
-    async fn shutdown(&self) {
-        let (tx, rx) = oneshot::channel();
-        if self.jobs.send(Job::Shutdown(tx)).await.is_ok() {
-            let _ = rx.await;
-        }
-    }
+/// Starts the writer thread on `conn` and the checkpoint thread on `checkpointer`; returns the queue that feeds
+/// them. The thread checkpoints and ends when the queue's last handle is dropped, or on shutdown.
+pub(super) fn start(
+    conn: Connection,
+    checkpointer: Connection,
+    sink: Arc<dyn CommitSink>,
+    pruned_through: Arc<AtomicU64>,
+) -> Result<Queue> {
+    let (queue, rx) = Queue::new();
+    let (kick, kicks) = std::sync::mpsc::sync_channel(1);
+    std::thread::Builder::new()
+        .name("switchboard-checkpoint".into())
+        .spawn(move || checkpoint_loop(checkpointer, kicks))
+        .map_err(Error::internal)?;
+    std::thread::Builder::new()
+        .name("switchboard-writer".into())
+        .spawn(move || writer_loop(conn, rx, sink, pruned_through, kick))
+        .map_err(Error::internal)?;
+    Ok(queue)
 }
 
 /// Copies committed WAL frames into the database file when the writer says it wrote something, at most every
@@ -100,26 +62,18 @@ fn writer_loop(
     pruned_through: Arc<AtomicU64>,
     checkpoint: std::sync::mpsc::SyncSender<()>,
 ) {
-    let mut batch: Vec<(Box<Write>, Reply)> = Vec::with_capacity(MAX_BATCH);
     let mut shutdown = None;
-    while shutdown.is_none() {
-        match jobs.blocking_recv() {
-            Some(Job::Write(w, tx)) => batch.push((w, tx)),
-            Some(Job::Shutdown(done)) => shutdown = Some(done),
-            // Every handle is gone.
-            None => break,
-        }
-        while batch.len() < MAX_BATCH && shutdown.is_none() {
-            match jobs.try_recv() {
-                Ok(Job::Write(w, tx)) => batch.push((w, tx)),
-                Ok(Job::Shutdown(done)) => shutdown = Some(done),
-                Err(_) => break,
+    loop {
+        let mut batch = Batch::take(jobs.blocking_recv(), &mut jobs);
+        let last = batch.last();
+        shutdown = batch.shutdown.take().or(shutdown);
+        if batch.writes.is_empty() {
+            if last {
+                break;
             }
-        }
-        if batch.is_empty() {
             continue;
         }
-        let results = run_batch(&mut conn, &mut batch, &pruned_through);
+        let results = run_batch(&mut conn, &mut batch.writes, &pruned_through);
         // A kick already pending covers this batch too.
         let _ = checkpoint.try_send(());
         let events: Vec<Event> = results
@@ -133,12 +87,15 @@ fn writer_loop(
             sink.committed(&events)
         }
         .into_iter();
-        for ((_, reply), mut result) in batch.drain(..).zip(results) {
+        for ((_, reply), mut result) in batch.writes.drain(..).zip(results) {
             if let Ok(c) = &mut result {
                 c.delivered = delivered.by_ref().take(c.events.len()).collect();
             }
             // The caller may have gone away (a dropped request); the write stands regardless.
             let _ = reply.send(result);
+        }
+        if last {
+            break;
         }
     }
     drop(checkpoint);
