@@ -10,6 +10,8 @@
 //!   afterwards, and a client that stayed connected sees a gapless log across the outage.
 //! - The channels API adds up the subscribers of every live hub, and forgets a hub's once it is gone.
 //! - Refused writes (404, 412) among many concurrent ones leave no row and no event, and the others commit.
+//!
+//! One file past 500 lines: the scenarios share the throwaway cluster, the writers and the stream checks.
 
 mod common;
 

@@ -1,6 +1,9 @@
 //! Results: kept per run label in `bench/results/<label>.json`, rendered as Markdown tables into the label's
 //! block of `bench/RESULTS.md` (text outside the blocks is left alone), and plotted as latency against delivered
 //! rate in `bench/results/<label>-fanout.svg`.
+//!
+//! One file past 500 lines: each scenario's table is a caption and a row mapping over the same `table` helper,
+//! and they read best side by side.
 
 use std::fmt::Write as _;
 use std::path::Path;

@@ -2,6 +2,8 @@
 //! that is neither) and, when it fails, the fix to apply: the hub at the configured URL, the data dir and the token
 //! file's mode, the database's integrity, and every IDE config that runs or points at Switchboard. `--json` gives the
 //! same results to tools; the exit status is 1 when any check fails.
+//!
+//! One file past 500 lines: each check is a short function of the same shape, and the list of them is the module.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -1,5 +1,8 @@
-//! The core on a real SQLite file (or, in the suite's PostgreSQL pass, a real PostgreSQL database): retention (on its schedule, in paused time) and resume limits, failed writes,
-//! questions, and the caller rules that no transport can skip.
+//! The core on a real SQLite file (or, in the suite's PostgreSQL pass, a real PostgreSQL database): retention (on
+//! its schedule, in paused time) and resume limits, failed writes, questions, and the caller rules that no
+//! transport can skip.
+//!
+//! One file past 500 lines: every test opens a hub the same way and shares the small helpers above them.
 
 use std::time::Duration;
 
