@@ -12,10 +12,13 @@
 //! - [`http`]: the `/mcp` Streamable HTTP service and `/api/ide/{name}`, merged into the hub's router.
 //! - [`bridge`]: `switchboard mcp`, stdio forwarded to the hub's `/mcp`.
 //! - [`ide`]: the config snippet each IDE wants.
+//! - `fuzz` (hidden): the entry point for the `mcp_args` fuzz target and the corpus replay test.
 
 pub mod args;
 pub mod bridge;
 mod elicit;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod http;
 pub mod ide;
 mod progress;

@@ -40,7 +40,7 @@ pub(crate) fn mcp_err(e: Error) -> McpError {
     let data = Some(e.body());
     match e.kind() {
         ErrorKind::NotFound => McpError::resource_not_found(e.message().to_owned(), data),
-        ErrorKind::Internal | ErrorKind::Unavailable => {
+        ErrorKind::Internal | ErrorKind::Unavailable | ErrorKind::InsufficientStorage => {
             McpError::internal_error(e.message().to_owned(), data)
         }
         _ => McpError::invalid_request(e.message().to_owned(), data),

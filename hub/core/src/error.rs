@@ -23,8 +23,10 @@ pub enum ErrorKind {
     Forbidden,
     /// Over a rate limit (HTTP 429).
     RateLimited,
-    /// Over a capacity limit such as the connection cap (HTTP 503).
+    /// Over a capacity limit such as the connection cap, or the store is unreachable or locked (HTTP 503).
     Unavailable,
+    /// The disk holding the database is full: the write is refused whole, and reads go on (HTTP 507).
+    InsufficientStorage,
     /// A fault inside the hub (HTTP 500); the message is generic and the cause is logged once.
     Internal,
 }
@@ -42,6 +44,7 @@ impl ErrorKind {
             ErrorKind::Forbidden => 403,
             ErrorKind::RateLimited => 429,
             ErrorKind::Unavailable => 503,
+            ErrorKind::InsufficientStorage => 507,
             ErrorKind::Internal => 500,
         }
     }
@@ -157,8 +160,45 @@ impl Error {
     }
 }
 
+/// When the last "disk full" warning was logged: one per [`DISK_FULL_WARN_GAP`], however many writes fail.
+static DISK_FULL_WARNED: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
+const DISK_FULL_WARN_GAP: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl Error {
+    /// The database's disk is full (SQLite's `SQLITE_FULL`): 507, logged as a warning at most every 5 s.
+    pub fn storage_full() -> Self {
+        let mut last = DISK_FULL_WARNED.lock().unwrap_or_else(|p| p.into_inner());
+        if last.is_none_or(|t| t.elapsed() >= DISK_FULL_WARN_GAP) {
+            *last = Some(std::time::Instant::now());
+            tracing::warn!(
+                "the disk holding the database is full: writes are refused until space is freed"
+            );
+        }
+        Self::new(
+            ErrorKind::InsufficientStorage,
+            "insufficient_storage",
+            "the disk holding the hub's database is full; nothing was written. Free some space and retry",
+        )
+    }
+
+    /// Another process holds a lock on the database (SQLite's `SQLITE_BUSY`/`SQLITE_LOCKED`) past the busy
+    /// timeout.
+    pub fn database_locked() -> Self {
+        Self::new(
+            ErrorKind::Unavailable,
+            "database_locked",
+            "the database is locked by another process",
+        )
+    }
+}
+
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
-        Error::internal(format_args!("sqlite: {e}"))
+        use rusqlite::ErrorCode;
+        match e.sqlite_error_code() {
+            Some(ErrorCode::DiskFull) => Error::storage_full(),
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => Error::database_locked(),
+            _ => Error::internal(format_args!("sqlite: {e}")),
+        }
     }
 }

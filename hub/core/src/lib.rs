@@ -19,11 +19,14 @@
 //! - [`watcher`]: the file watcher: roots, ignore rules, notifications as `file.*` events on `files`.
 //! - [`limits`]: every size, count and rate limit, once.
 //! - [`error`]: [`Error`] with stable codes and one JSON shape; transports map [`ErrorKind`] to their statuses.
+//! - `fuzz` (hidden): entry points for the fuzz targets in `fuzz/` and the corpus replay test.
 
 pub mod auth;
 pub mod bus;
 pub mod caller;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod github;
 pub mod hub;
 pub mod limits;

@@ -58,7 +58,7 @@ fn random_hex(bytes: usize) -> String {
 
 type HmacSha256 = Hmac<Sha256>;
 
-fn hmac_hex(secret: &Secret, msg: &str) -> String {
+pub(crate) fn hmac_hex(secret: &Secret, msg: &str) -> String {
     // HMAC takes a key of any length.
     let mut mac = HmacSha256::new_from_slice(secret.expose().as_bytes())
         .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));

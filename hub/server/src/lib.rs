@@ -17,6 +17,7 @@
 //! - [`peer`]: the listener's connections, each closable from outside (what Socket.IO's slow consumers need).
 //! - [`metrics`]: `/metrics` in Prometheus text.
 //! - [`state`]: the state every handler shares.
+//! - `fuzz` (hidden): entry points for the fuzz targets in `fuzz/` and the corpus replay test.
 //!
 //! No handler checks a permission: each turns its request into calls on a
 //! [`Caller`](switchboard_core::Caller), which does.
@@ -25,6 +26,8 @@ pub mod app;
 pub mod config;
 mod connect;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod github;
 pub mod metrics;
 pub mod peer;

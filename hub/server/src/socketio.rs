@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::Deserialize;
 use serde_json::{Value, json};
-use socketioxide::extract::{AckSender, Data, MaybeHttpExtension, SocketRef, TryData};
+use socketioxide::extract::{AckSender, MaybeHttpExtension, SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::layer::SocketIoLayer;
 use socketioxide::socket::DisconnectReason;
@@ -92,7 +92,7 @@ impl std::fmt::Display for Refused {
 }
 
 /// One socket's state, kept in its extensions from admission to the connect handler.
-struct Conn {
+pub(crate) struct Conn {
     session: Mutex<Option<Session>>,
     handle: SessionHandle,
     resume: Resume,
@@ -140,6 +140,40 @@ fn admit(
     auth: Option<Value>,
     from_http: Option<Principal>,
 ) -> Result<(), Error> {
+    let headers = &s.req_parts().headers;
+    let info = ClientInfo {
+        id: s.id.to_string(),
+        transport: "socketio",
+        origin: crate::connect::origin(headers),
+    };
+    let conn = admission(state, auth, from_http, info)?;
+    s.extensions.insert(ConnRef(Arc::new(conn)));
+    // Registered here, before socketioxide answers the connect: the connect handler runs in a task of its own
+    // after that answer, and a client that emits at once (in its `connect` callback) must find them in place.
+    for event in [
+        "subscribe",
+        "unsubscribe",
+        "publish",
+        "answer",
+        "debug:rooms",
+    ] {
+        s.on(event, on_event);
+    }
+    s.on_disconnect(|s: SocketRef, _: DisconnectReason| async move {
+        if let Some(ConnRef(c)) = s.extensions.get::<ConnRef>() {
+            c.gone.cancel();
+        }
+    });
+    Ok(())
+}
+
+/// The auth payload as the adapter sees it: who the caller is, and the session with its connect-time rooms.
+pub(crate) fn admission(
+    state: &AppState,
+    auth: Option<Value>,
+    from_http: Option<Principal>,
+    info: ClientInfo,
+) -> Result<Conn, Error> {
     let auth: Auth = match auth {
         None | Some(Value::Null) => Auth::default(),
         Some(v) => {
@@ -153,12 +187,6 @@ fn admit(
         })?,
     };
     let caller = state.hub.caller(principal, Source::Socketio);
-    let headers = &s.req_parts().headers;
-    let info = ClientInfo {
-        id: s.id.to_string(),
-        transport: "socketio",
-        origin: crate::connect::origin(headers),
-    };
     let resume = Resume {
         since: auth.since,
         epoch: auth.epoch,
@@ -173,27 +201,13 @@ fn admit(
         }
         Ok(())
     })?;
-    let conn = Conn {
+    Ok(Conn {
         handle: session.handle().clone(),
         session: Mutex::new(Some(session)),
         resume,
         seen: Mutex::new(patterns.into_iter().collect()),
         gone: CancellationToken::new(),
-    };
-    s.extensions.insert(ConnRef(Arc::new(conn)));
-    // Registered here, before socketioxide answers the connect: the connect handler runs in a task of its own
-    // after that answer, and a client that emits at once (in its `connect` callback) must find them in place.
-    s.on("subscribe", subscribe);
-    s.on("unsubscribe", unsubscribe);
-    s.on("publish", publish);
-    s.on("answer", answer);
-    s.on("debug:rooms", debug_rooms);
-    s.on_disconnect(|s: SocketRef, _: DisconnectReason| async move {
-        if let Some(ConnRef(c)) = s.extensions.get::<ConnRef>() {
-            c.gone.cancel();
-        }
-    });
-    Ok(())
+    })
 }
 
 /// The namespace is connected: greet, and start moving events.
@@ -308,8 +322,50 @@ fn parse<T: serde::de::DeserializeOwned>(v: Value, what: &str) -> Result<T, Erro
     serde_json::from_value(v).map_err(|e| Error::invalid(what, format_args!("{e}")))
 }
 
-async fn subscribe(s: SocketRef, Data(v): Data<Value>, ack: AckSender) {
+/// A client event: socketioxide has parsed the packet into its name, its first argument and an ack.
+async fn on_event(
+    s: SocketRef,
+    socketioxide::extract::Event(event): socketioxide::extract::Event,
+    TryData(v): TryData<Value>,
+    ack: AckSender,
+) {
     let Some(conn) = conn_of(&s) else { return };
+    // An argument socketioxide cannot read (or none at all) is `null`, which the event then refuses in its ack.
+    handle(&conn, &event, v.unwrap_or(Value::Null), |body| {
+        let _ = ack.send(&body);
+    })
+    .await;
+}
+
+/// A client event as the adapter sees it, apart from socketioxide: `subscribe`, `unsubscribe`, `publish`,
+/// `answer` or `debug:rooms` with its first argument. Its ack goes to `ack` (a subscribe's from inside the
+/// subscribe, ahead of the room's replay); an event of another name gets none.
+pub(crate) async fn handle(conn: &Conn, event: &str, v: Value, ack: impl FnOnce(Value)) {
+    match event {
+        "subscribe" => subscribe(conn, v, ack),
+        "unsubscribe" => ack(unsubscribe(conn, v).unwrap_or_else(|e| error_ack(&e))),
+        "publish" => match parse::<NewEvent>(v, "publish") {
+            Ok(ev) => ack(committed(conn.handle.publish(ev)).await),
+            Err(e) => ack(error_ack(&e)),
+        },
+        "answer" => match parse::<AnswerArg>(v, "answer") {
+            Ok(a) => ack(committed(conn.handle.answer(a.question_id, a.answer)).await),
+            Err(e) => ack(error_ack(&e)),
+        },
+        "debug:rooms" => {
+            let rooms: Vec<String> = conn
+                .handle
+                .subscriptions()
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            ack(json!(rooms));
+        }
+        _ => {}
+    }
+}
+
+fn subscribe(conn: &Conn, v: Value, ack: impl FnOnce(Value)) {
     let mut ack = Some(ack);
     let result = (|| {
         let (room, since, epoch) = parse::<RoomArg>(v, "room")?.parts();
@@ -334,41 +390,26 @@ async fn subscribe(s: SocketRef, Data(v): Data<Value>, ack: AckSender) {
                 if let Some(rec) = r.recovered {
                     body["recovered"] = json!(rec);
                 }
-                let _ = a.send(&body);
+                a(body);
             }
             None
         })
     })();
     if let (Err(e), Some(a)) = (result, ack) {
-        let _ = a.send(&error_ack(&e));
+        a(error_ack(&e));
     }
 }
 
-async fn unsubscribe(s: SocketRef, Data(v): Data<Value>, ack: AckSender) {
-    let Some(conn) = conn_of(&s) else { return };
-    let reply = parse::<RoomArg>(v, "room").and_then(|r| {
-        let (room, _, _) = r.parts();
-        let existed = conn.handle.unsubscribe(&Pattern::parse(&room)?);
-        Ok(json!({"status": "success", "room": room, "existed": existed}))
-    });
-    let _ = ack.send(&reply.unwrap_or_else(|e| error_ack(&e)));
+fn unsubscribe(conn: &Conn, v: Value) -> Result<Value, Error> {
+    let (room, _, _) = parse::<RoomArg>(v, "room")?.parts();
+    let existed = conn.handle.unsubscribe(&Pattern::parse(&room)?);
+    Ok(json!({"status": "success", "room": room, "existed": existed}))
 }
 
-async fn committed(write: impl Future<Output = Result<Published, Error>>, ack: AckSender) {
-    let reply = match write.await {
+async fn committed(write: impl Future<Output = Result<Published, Error>>) -> Value {
+    match write.await {
         Ok(p) => json!({"status": "success", "seq": p.seq}),
         Err(e) => error_ack(&e),
-    };
-    let _ = ack.send(&reply);
-}
-
-async fn publish(s: SocketRef, Data(v): Data<Value>, ack: AckSender) {
-    let Some(conn) = conn_of(&s) else { return };
-    match parse::<NewEvent>(v, "publish") {
-        Ok(ev) => committed(conn.handle.publish(ev), ack).await,
-        Err(e) => {
-            let _ = ack.send(&error_ack(&e));
-        }
     }
 }
 
@@ -376,25 +417,4 @@ async fn publish(s: SocketRef, Data(v): Data<Value>, ack: AckSender) {
 struct AnswerArg {
     question_id: String,
     answer: Value,
-}
-
-async fn answer(s: SocketRef, Data(v): Data<Value>, ack: AckSender) {
-    let Some(conn) = conn_of(&s) else { return };
-    match parse::<AnswerArg>(v, "answer") {
-        Ok(a) => committed(conn.handle.answer(a.question_id, a.answer), ack).await,
-        Err(e) => {
-            let _ = ack.send(&error_ack(&e));
-        }
-    }
-}
-
-async fn debug_rooms(s: SocketRef, ack: AckSender) {
-    let Some(conn) = conn_of(&s) else { return };
-    let rooms: Vec<String> = conn
-        .handle
-        .subscriptions()
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    let _ = ack.send(&rooms);
 }

@@ -143,6 +143,8 @@ impl From<tokio_postgres::Error> for Error {
     fn from(e: tokio_postgres::Error) -> Self {
         if is_connection_error(&e) {
             unavailable(describe(&e))
+        } else if e.code() == Some(&SqlState::DISK_FULL) {
+            Error::storage_full()
         } else {
             Error::internal(format_args!("postgres: {}", describe(&e)))
         }

@@ -110,7 +110,7 @@ async fn run_batch(pool: &Pool, writes: Vec<Write>, pruned: &AtomicU64) -> Vec<R
         Ok(None) => unreachable_refusal(n),
         Err(e) => {
             let e = match e.kind() {
-                ErrorKind::Unavailable | ErrorKind::Internal => e,
+                ErrorKind::Unavailable | ErrorKind::Internal | ErrorKind::InsufficientStorage => e,
                 _ => Error::internal(e),
             };
             (0..n).map(|_| Err(e.clone())).collect()

@@ -30,7 +30,21 @@ pub(super) fn open(dir: &Path) -> Result<Opened> {
     std::fs::create_dir_all(dir)
         .map_err(|e| Error::internal(format_args!("creating {}: {e}", dir.display())))?;
     let path = dir.join("switchboard.db");
-    let conn = schema::open_writer(&path)?;
+    let conn = schema::open_writer(&path).map_err(|e| {
+        if e.code() == "database_locked" {
+            Error::new(
+                e.kind(),
+                e.code(),
+                format!(
+                    "{} is locked by another process (another switchboard on this data dir, or a program holding a \
+                     write lock on it); stop that process, or use another --data-dir",
+                    path.display()
+                ),
+            )
+        } else {
+            e
+        }
+    })?;
     let state = schema::log_state(&conn)?;
     let checkpointer = schema::open_checkpointer(&path)?;
     let pruned_through = Arc::new(AtomicU64::new(state.pruned_through));

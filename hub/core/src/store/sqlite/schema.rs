@@ -49,6 +49,9 @@ pub(super) fn open_writer(path: &Path) -> Result<Connection> {
     // Every statement the writer runs stays prepared: rusqlite keeps 16 by default, fewer than the writes use.
     conn.set_prepared_statement_cache_capacity(64);
     migrate(&mut conn)?;
+    // Take the write lock once, now: a process holding it (another program in a write transaction) stops the start
+    // here, with a clear message, instead of failing every write later.
+    conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")?;
     Ok(conn)
 }
 

@@ -143,10 +143,11 @@ fn run_batch(
     match work(conn, batch) {
         Ok(v) => v,
         Err(e) => {
-            let e = if e.kind() == ErrorKind::Internal {
-                e
-            } else {
-                Error::internal(e)
+            // A full disk (507) or a lock held too long (503) says what the client can do; anything else failing
+            // the whole transaction is the hub's fault.
+            let e = match e.kind() {
+                ErrorKind::Internal | ErrorKind::InsufficientStorage | ErrorKind::Unavailable => e,
+                _ => Error::internal(e),
             };
             batch.iter().map(|_| Err(e.clone())).collect()
         }
