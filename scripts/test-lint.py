@@ -4,6 +4,8 @@
 What it refuses, in the Rust, JavaScript and Python tests:
 - a skipped test: `#[ignore]`, `test.skip`/`it.skip`/`{ skip: … }`, `pytest.mark.skip`/`pytest.skip(`;
 - an assertion of a constant: `assert!(true)`, `assert.ok(true)`, `assert True`;
+- in docs/guarantees.md, a test named that does not exist (a backticked `path.rs` then backticked function names),
+  or a table row of guarantees that names no test;
 - a quantified assertion that an empty collection passes: `assert!(xs.iter().all(…))`, `assert all(…)`,
   unless the same assertion also checks the size (`len`, `is_empty`), the collection is a literal (`[a, b].iter()`),
   or the line before says why it cannot be empty (`// non-empty: …` or `# non-empty: …`).
@@ -120,14 +122,57 @@ def self_test() -> None:
         assert len(got) == counts[name], (name, got)
     for name, text in good.items():
         assert check(name, text) == [], (name, check(name, text))
+    doc = "| guarantee | test |\n|---|---|\n| a | `t.rs` `real`, `gone` |\n| b | nothing |\n\n| x | y |\n|---|---|\n| c | d |\n"
+    got = guarantees(doc, lambda p, n: n == "real")
+    assert len(got) == 2 and "gone" in got[0] and "names no test" in got[1], got
     print("test-lint: self-test passed")
+
+
+IDENT = re.compile(r"[a-z_][a-z0-9_]*")
+
+
+def guarantees(text: str, exists) -> list[str]:
+    """Problems with docs/guarantees.md: `exists(path, name)` says whether `fn name` is in `path` (None: no file)."""
+    problems = []
+    in_table, tested = False, False
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.startswith("|"):
+            in_table = False
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if not in_table:
+            in_table, tested = True, cells[-1] == "test"
+            continue
+        if set(line) <= set("|-: "):
+            continue
+        named, path = 0, None
+        for token in re.findall(r"`([^`]+)`", cells[-1]):
+            if token.endswith(".rs"):
+                path = token
+            elif path and IDENT.fullmatch(token):
+                found = exists(path, token)
+                if found is None:
+                    problems.append(f"docs/guarantees.md:{n}: no file {path}")
+                elif not found:
+                    problems.append(f"docs/guarantees.md:{n}: no test `{token}` in {path}")
+                named += 1
+        if tested and named == 0:
+            problems.append(f"docs/guarantees.md:{n}: a guarantee that names no test")
+    return problems
+
+
+def fn_exists(path: str, name: str):
+    f = ROOT / path
+    if not f.is_file():
+        return None
+    return re.search(rf"\bfn {re.escape(name)}\b", f.read_text(errors="replace")) is not None
 
 
 def main() -> int:
     if sys.argv[1:] == ["--self-test"]:
         self_test()
         return 0
-    problems = []
+    problems = guarantees((ROOT / "docs/guarantees.md").read_text(), fn_exists)
     for f in test_files():
         text = (ROOT / f).read_text(errors="replace")
         if rust_sources_with_tests(f, text):
@@ -135,7 +180,7 @@ def main() -> int:
     for p in problems:
         print(p, file=sys.stderr)
     if problems:
-        print(f"test-lint: {len(problems)} test(s) that cannot fail", file=sys.stderr)
+        print(f"test-lint: {len(problems)} problem(s): tests that cannot fail, or guarantees without a test", file=sys.stderr)
         return 1
     return 0
 

@@ -9,6 +9,7 @@
 //! - [`scenarios`]: idle and fan-out for every kind; mutation path and MCP for Switchboard's own protocol.
 //! - [`throughput`]: closed-loop saturation of Switchboard's durable writes (agent mutations, event publishes).
 //! - [`scaleout`]: 1, 2 and 3 hubs sharing one PostgreSQL: durable mutations/s and fan-out deliveries/s.
+//! - [`soak`]: an hour (or `--soak-minutes`) of steady mixed load, sampled every minute, with a pass verdict.
 //! - [`report`]: `bench/results/<label>.json`, the Markdown block in `bench/RESULTS.md`, the SVG plot.
 //!
 //! Run it through `bench/run.sh`, which installs the peers, builds in release mode, raises `ulimit -n` and pins
@@ -20,6 +21,7 @@ mod report;
 mod scaleout;
 mod scenarios;
 mod server;
+mod soak;
 mod throughput;
 mod wire;
 
@@ -43,6 +45,10 @@ enum Scenario {
     /// 1, 2 and 3 hubs on one PostgreSQL (a throwaway cluster): mutations/s and fan-out deliveries/s. Not part of
     /// `all`.
     Scaleout,
+    /// Steady mixed load for `--soak-minutes`, a row a minute (RSS, fds, p99, WAL), and a verdict: the command
+    /// fails when RSS or fds drift past ±5 % after the warm-up, p99 creeps, the WAL grows past its bound, or a
+    /// request fails or a delivery is lost. Not part of `all`.
+    Soak,
     All,
     /// Run nothing: re-render RESULTS.md and the plot from `bench/results/<label>.json`.
     Render,
@@ -108,6 +114,21 @@ struct Args {
     /// Subscribers in the mutation scenario.
     #[arg(long, default_value_t = 1000)]
     mut_subs: usize,
+    /// Minutes the soak runs.
+    #[arg(long, default_value_t = 60)]
+    soak_minutes: u64,
+    /// Minutes of the soak left out of its verdict.
+    #[arg(long, default_value_t = 5)]
+    soak_warmup: u64,
+    /// Subscriber connections in the soak.
+    #[arg(long, default_value_t = 500)]
+    soak_conns: usize,
+    /// Publishes per second in the soak.
+    #[arg(long, default_value_t = 1000.0)]
+    soak_events: f64,
+    /// Agent updates per second in the soak.
+    #[arg(long, default_value_t = 50.0)]
+    soak_mutations: f64,
     /// Where RESULTS.md and results/ are written (default: bench/ in the repository).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -267,6 +288,30 @@ async fn run(args: Args) -> Result<()> {
         }
     }
     let out = args.out.clone().unwrap_or_else(|| root.join("bench"));
+    if args.scenario == Scenario::Soak {
+        let cfg = soak::SoakConfig {
+            minutes: args.soak_minutes,
+            warmup: args.soak_warmup,
+            conns: args.soak_conns,
+            events_per_s: args.soak_events,
+            mutations_per_s: args.soak_mutations,
+        };
+        let (rows, verdict) = soak::soak(&ctx, cfg).await?;
+        std::fs::create_dir_all(out.join("results"))?;
+        let json = out.join(format!("results/{}-soak.json", args.label));
+        std::fs::write(&json, serde_json::to_vec_pretty(&(&rows, &verdict))?)?;
+        let plot_rel = format!("results/{}-soak.svg", args.label);
+        soak::plot(&out.join(&plot_rel), &args.label, &rows)?;
+        let md = soak::markdown(&cfg, &rows, &verdict, &plot_rel);
+        println!("\n{md}");
+        report::write_block(
+            &out.join("RESULTS.md"),
+            &format!("soak-{}", args.label),
+            &md,
+        )?;
+        anyhow::ensure!(verdict.pass, "the soak failed its criteria (above)");
+        return Ok(());
+    }
     let json = out.join(format!("results/{}.json", args.label));
     let mut results = Results::load(&json);
     let render_only = args.scenario == Scenario::Render;

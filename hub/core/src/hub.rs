@@ -294,7 +294,15 @@ impl Hub {
     /// `Internal` on a database fault.
     pub async fn prune(&self) -> Result<u64> {
         let r = self.inner.config.retention;
-        Ok(self.write(Write::Prune(r)).await?.pruned)
+        let mut total = 0;
+        // Chunk by chunk, each its own write, so other writes go on in between.
+        loop {
+            let n = self.write(Write::Prune(r)).await?.pruned;
+            total += n;
+            if n < crate::store::PRUNE_CHUNK {
+                return Ok(total);
+            }
+        }
     }
 
     /// Runs retention now and then every `retention_every`, and withdraws questions past their deadline every

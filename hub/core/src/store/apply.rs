@@ -252,6 +252,9 @@ pub(super) async fn apply(tx: &mut impl Rows, w: Write) -> Result<Committed> {
 }
 
 /// Removes what retention no longer keeps and records how far it went.
+/// Most events one prune write deletes.
+pub(crate) const PRUNE_CHUNK: u64 = 2_000;
+
 async fn prune(tx: &mut impl Rows, r: Retention) -> Result<Committed> {
     let last = tx.last_seq().await?;
     let by_count = last.saturating_sub(r.max_events);
@@ -260,7 +263,10 @@ async fn prune(tx: &mut impl Rows, r: Retention) -> Result<Committed> {
     let cutoff = cutoff.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     // The first event young enough to keep; everything before it is too old.
     let by_age = tx.first_seq_since(&cutoff).await?.map_or(last, |s| s - 1);
-    let through = by_count.max(by_age).max(tx.pruned_through().await?);
+    let mark = tx.pruned_through().await?;
+    // One chunk a write, so a large prune does not hold every other write up (the soak showed a minute's worth of
+    // events, pruned at once, as a p99 spike); `Hub::prune` repeats until a chunk comes back short.
+    let through = by_count.max(by_age).max(mark).min(mark + PRUNE_CHUNK);
     let pruned = tx.prune_through(through).await?;
     Ok(Committed {
         pruned,

@@ -42,6 +42,7 @@ use crate::model::{
     Agent, AgentPage, AgentPatch, AgentQuery, Event, EventDraft, NewAgent, Scope, Source,
 };
 use crate::questions::{Answer, PendingQuestion, QuestionRow};
+pub(crate) use apply::PRUNE_CHUNK;
 pub use sqlite::{DatabaseReport, inspect};
 
 /// How long events are kept: the newest `max_events`, and none older than `max_age`.

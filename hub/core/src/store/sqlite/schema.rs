@@ -9,6 +9,9 @@ use crate::error::{Error, Result};
 use crate::model::Agent;
 use crate::store::row::{self, AGENT_COLS};
 
+/// How long a connection waits for a lock another holds before giving up with `database_locked`.
+pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Migrations, applied in order; `PRAGMA user_version` records how many have run.
 const MIGRATIONS: &[&str] = &[
     // 1: agents, the event log and the log's epoch.
@@ -45,7 +48,9 @@ pub(super) fn open_writer(path: &Path) -> Result<Connection> {
     // Checkpoints run on their own thread (`writer::checkpoint_loop`): done here, after a commit, one would hold up
     // every write queued behind it for the length of its fsync (hundreds of ms seen under load).
     conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-    conn.busy_timeout(Duration::from_secs(5))?;
+    // After a checkpoint resets the WAL, it is truncated back to this: a burst does not leave a large file behind.
+    conn.pragma_update(None, "journal_size_limit", 32 * 1024 * 1024)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     // Every statement the writer runs stays prepared: rusqlite keeps 16 by default, fewer than the writes use.
     conn.set_prepared_statement_cache_capacity(64);
     migrate(&mut conn)?;
@@ -58,7 +63,7 @@ pub(super) fn open_writer(path: &Path) -> Result<Connection> {
 /// A connection for the background checkpoint.
 pub(super) fn open_checkpointer(path: &Path) -> Result<Connection> {
     let conn = Connection::open(path)?;
-    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     Ok(conn)
 }
 
@@ -73,7 +78,7 @@ pub(super) fn open_reader_raw(path: &Path) -> rusqlite::Result<Connection> {
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     Ok(conn)
 }
 

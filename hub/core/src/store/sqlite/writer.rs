@@ -4,8 +4,8 @@
 //! event. [`Writer`] is the handle that queues writes; when the last one is dropped the thread checkpoints and
 //! ends.
 
-use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::Connection;
@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use futures_util::FutureExt;
 
 use super::rows::SqliteRows;
+use super::schema::BUSY_TIMEOUT;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::Event;
 use crate::store::apply::apply;
@@ -22,6 +23,14 @@ use crate::store::{CommitSink, Committed, Write};
 
 /// Least time between two background checkpoints.
 const CHECKPOINT_GAP: Duration = Duration::from_millis(250);
+/// Past this size the writer itself checkpoints the WAL to its end and truncates it. The background checkpoint
+/// copies frames as they come, but SQLite only starts the WAL over when a write begins after everything in it has
+/// been copied, which under a steady stream of writes may not happen for a long time: the soak saw 110 MB.
+const WAL_LIMIT: u64 = 16 * 1024 * 1024;
+/// How often the writer looks at the WAL's size.
+const WAL_CHECK_EVERY: Duration = Duration::from_secs(1);
+/// How long the truncating checkpoint waits for readers on older snapshots.
+const TRUNCATE_PATIENCE: Duration = Duration::from_millis(20);
 
 /// Starts the writer thread on `conn` and the checkpoint thread on `checkpointer`; returns the queue that feeds
 /// them. The thread checkpoints and ends when the queue's last handle is dropped, or on shutdown.
@@ -33,24 +42,44 @@ pub(super) fn start(
 ) -> Result<Queue> {
     let (queue, rx) = Queue::new();
     let (kick, kicks) = std::sync::mpsc::sync_channel(1);
+    let checkpointing = Arc::new(Mutex::new(()));
+    let held = checkpointing.clone();
     std::thread::Builder::new()
         .name("switchboard-checkpoint".into())
-        .spawn(move || checkpoint_loop(checkpointer, kicks))
+        .spawn(move || checkpoint_loop(checkpointer, kicks, &held))
         .map_err(Error::internal)?;
+    let checkpoints = Checkpoints {
+        kick,
+        running: checkpointing,
+    };
     std::thread::Builder::new()
         .name("switchboard-writer".into())
-        .spawn(move || writer_loop(conn, rx, sink, pruned_through, kick))
+        .spawn(move || writer_loop(conn, rx, sink, pruned_through, checkpoints))
         .map_err(Error::internal)?;
     Ok(queue)
 }
 
+/// The writer's side of the background checkpoint: a kick after each commit, and the lock a checkpoint holds
+/// while it runs, so the writer's own truncating checkpoint waits for it on a mutex (woken at once) rather than in
+/// SQLite's busy handler (which sleeps in steps).
+struct Checkpoints {
+    kick: std::sync::mpsc::SyncSender<()>,
+    running: Arc<Mutex<()>>,
+}
+
+fn lock(m: &Mutex<()>) -> std::sync::MutexGuard<'_, ()> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Copies committed WAL frames into the database file when the writer says it wrote something, at most every
 /// [`CHECKPOINT_GAP`]. PASSIVE: it never blocks the writer or the readers. Ends when the writer drops its sender.
-fn checkpoint_loop(conn: Connection, kicks: std::sync::mpsc::Receiver<()>) {
+fn checkpoint_loop(conn: Connection, kicks: std::sync::mpsc::Receiver<()>, running: &Mutex<()>) {
     while kicks.recv().is_ok() {
+        let held = lock(running);
         if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE);") {
             tracing::warn!(error = %e, "background checkpoint failed");
         }
+        drop(held);
         std::thread::sleep(CHECKPOINT_GAP);
     }
 }
@@ -60,9 +89,13 @@ fn writer_loop(
     mut jobs: mpsc::Receiver<Job>,
     sink: Arc<dyn CommitSink>,
     pruned_through: Arc<AtomicU64>,
-    checkpoint: std::sync::mpsc::SyncSender<()>,
+    checkpoints: Checkpoints,
 ) {
     let mut shutdown = None;
+    let wal = conn
+        .path()
+        .map(|p| std::path::PathBuf::from(format!("{p}-wal")));
+    let mut wal_checked = std::time::Instant::now();
     loop {
         let mut batch = Batch::take(jobs.blocking_recv(), &mut jobs);
         let last = batch.last();
@@ -75,7 +108,7 @@ fn writer_loop(
         }
         let results = run_batch(&mut conn, &mut batch.writes, &pruned_through);
         // A kick already pending covers this batch too.
-        let _ = checkpoint.try_send(());
+        let _ = checkpoints.kick.try_send(());
         let events: Vec<Event> = results
             .iter()
             .filter_map(|r| r.as_ref().ok())
@@ -97,8 +130,12 @@ fn writer_loop(
         if last {
             break;
         }
+        if wal_checked.elapsed() >= WAL_CHECK_EVERY {
+            wal_checked = std::time::Instant::now();
+            bound_wal(&conn, wal.as_deref(), &checkpoints.running);
+        }
     }
-    drop(checkpoint);
+    drop(checkpoints);
     if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
         tracing::warn!(error = %e, "checkpoint on shutdown failed");
     }
@@ -107,6 +144,26 @@ fn writer_loop(
         let _ = done.send(());
     }
     tracing::debug!("store writer stopped");
+}
+
+/// Checkpoints the WAL to its end and truncates it when it has grown past [`WAL_LIMIT`]. Most of its frames are
+/// copied already by the background checkpoint, so this holds the writer up only briefly. A reader still on an
+/// older snapshot makes it give up after [`TRUNCATE_PATIENCE`] rather than hold the writer; it tries again a
+/// second later.
+fn bound_wal(conn: &Connection, wal: Option<&std::path::Path>, running: &Mutex<()>) {
+    if !wal.is_some_and(|w| std::fs::metadata(w).is_ok_and(|m| m.len() > WAL_LIMIT)) {
+        return;
+    }
+    let _held = lock(running);
+    let truncate = || -> rusqlite::Result<()> {
+        conn.busy_timeout(TRUNCATE_PATIENCE)?;
+        let r = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        r
+    };
+    if let Err(e) = truncate() {
+        tracing::debug!(error = %e, "truncating checkpoint failed");
+    }
 }
 
 /// Runs the batch in one transaction. On a commit failure every write in it fails.
