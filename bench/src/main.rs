@@ -120,6 +120,9 @@ struct Args {
     /// Minutes of the soak left out of its verdict.
     #[arg(long, default_value_t = 5)]
     soak_warmup: u64,
+    /// Seconds per soak row (a minute for the hour; shorter for a short run, so its verdict has enough points).
+    #[arg(long, default_value_t = 60)]
+    soak_sample_s: u64,
     /// Subscriber connections in the soak.
     #[arg(long, default_value_t = 500)]
     soak_conns: usize,
@@ -292,6 +295,7 @@ async fn run(args: Args) -> Result<()> {
         let cfg = soak::SoakConfig {
             minutes: args.soak_minutes,
             warmup: args.soak_warmup,
+            sample_s: args.soak_sample_s,
             conns: args.soak_conns,
             events_per_s: args.soak_events,
             mutations_per_s: args.soak_mutations,

@@ -4,7 +4,7 @@
 //! event. [`Writer`] is the handle that queues writes; when the last one is dropped the thread checkpoints and
 //! ends.
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,14 +23,13 @@ use crate::store::{CommitSink, Committed, Write};
 
 /// Least time between two background checkpoints.
 const CHECKPOINT_GAP: Duration = Duration::from_millis(250);
-/// Past this size the writer itself checkpoints the WAL to its end and truncates it. The background checkpoint
-/// copies frames as they come, but SQLite only starts the WAL over when a write begins after everything in it has
-/// been copied, which under a steady stream of writes may not happen for a long time: the soak saw 110 MB.
+/// Past this much log in the WAL the writer itself checkpoints it to its end and has it start over. The background
+/// checkpoint copies frames as they come, but SQLite only starts the WAL over when a write begins after everything
+/// in it has been copied, which under a steady stream of writes may not happen for a long time: the soak saw
+/// 110 MB. Starting over (RESTART) keeps the file: writing into it again is cheaper than growing a truncated one.
 const WAL_LIMIT: u64 = 16 * 1024 * 1024;
-/// How often the writer looks at the WAL's size.
-const WAL_CHECK_EVERY: Duration = Duration::from_secs(1);
-/// How long the truncating checkpoint waits for readers on older snapshots.
-const TRUNCATE_PATIENCE: Duration = Duration::from_millis(20);
+/// How long the restarting checkpoint waits for readers on older snapshots.
+const RESTART_PATIENCE: Duration = Duration::from_millis(20);
 
 /// Starts the writer thread on `conn` and the checkpoint thread on `checkpointer`; returns the queue that feeds
 /// them. The thread checkpoints and ends when the queue's last handle is dropped, or on shutdown.
@@ -43,14 +42,16 @@ pub(super) fn start(
     let (queue, rx) = Queue::new();
     let (kick, kicks) = std::sync::mpsc::sync_channel(1);
     let checkpointing = Arc::new(Mutex::new(()));
-    let held = checkpointing.clone();
+    let restart = Arc::new(AtomicBool::new(false));
+    let (held, wanted) = (checkpointing.clone(), restart.clone());
     std::thread::Builder::new()
         .name("switchboard-checkpoint".into())
-        .spawn(move || checkpoint_loop(checkpointer, kicks, &held))
+        .spawn(move || checkpoint_loop(checkpointer, kicks, &held, &wanted))
         .map_err(Error::internal)?;
     let checkpoints = Checkpoints {
         kick,
         running: checkpointing,
+        restart,
     };
     std::thread::Builder::new()
         .name("switchboard-writer".into())
@@ -65,6 +66,8 @@ pub(super) fn start(
 struct Checkpoints {
     kick: std::sync::mpsc::SyncSender<()>,
     running: Arc<Mutex<()>>,
+    /// Set by the background checkpoint when the WAL holds more than [`WAL_LIMIT`] of log.
+    restart: Arc<AtomicBool>,
 }
 
 fn lock(m: &Mutex<()>) -> std::sync::MutexGuard<'_, ()> {
@@ -73,13 +76,30 @@ fn lock(m: &Mutex<()>) -> std::sync::MutexGuard<'_, ()> {
 
 /// Copies committed WAL frames into the database file when the writer says it wrote something, at most every
 /// [`CHECKPOINT_GAP`]. PASSIVE: it never blocks the writer or the readers. Ends when the writer drops its sender.
-fn checkpoint_loop(conn: Connection, kicks: std::sync::mpsc::Receiver<()>, running: &Mutex<()>) {
+/// When the WAL holds more than [`WAL_LIMIT`] of log, it asks the writer to start it over.
+fn checkpoint_loop(
+    conn: Connection,
+    kicks: std::sync::mpsc::Receiver<()>,
+    running: &Mutex<()>,
+    restart: &AtomicBool,
+) {
+    let page: u64 = conn
+        .pragma_query_value(None, "page_size", |r| r.get(0))
+        .unwrap_or(4096);
     while kicks.recv().is_ok() {
         let held = lock(running);
-        if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE);") {
-            tracing::warn!(error = %e, "background checkpoint failed");
-        }
+        // (busy, frames of log in the WAL, frames copied)
+        let r = conn.query_row("PRAGMA wal_checkpoint(PASSIVE);", [], |r| {
+            r.get::<_, i64>(1)
+        });
         drop(held);
+        match r {
+            Ok(frames) if u64::try_from(frames).unwrap_or(0) * page > WAL_LIMIT => {
+                restart.store(true, Ordering::Release);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "background checkpoint failed"),
+        }
         std::thread::sleep(CHECKPOINT_GAP);
     }
 }
@@ -92,10 +112,6 @@ fn writer_loop(
     checkpoints: Checkpoints,
 ) {
     let mut shutdown = None;
-    let wal = conn
-        .path()
-        .map(|p| std::path::PathBuf::from(format!("{p}-wal")));
-    let mut wal_checked = std::time::Instant::now();
     loop {
         let mut batch = Batch::take(jobs.blocking_recv(), &mut jobs);
         let last = batch.last();
@@ -130,9 +146,8 @@ fn writer_loop(
         if last {
             break;
         }
-        if wal_checked.elapsed() >= WAL_CHECK_EVERY {
-            wal_checked = std::time::Instant::now();
-            bound_wal(&conn, wal.as_deref(), &checkpoints.running);
+        if checkpoints.restart.swap(false, Ordering::AcqRel) {
+            restart_wal(&conn, &checkpoints.running);
         }
     }
     drop(checkpoints);
@@ -146,23 +161,19 @@ fn writer_loop(
     tracing::debug!("store writer stopped");
 }
 
-/// Checkpoints the WAL to its end and truncates it when it has grown past [`WAL_LIMIT`]. Most of its frames are
-/// copied already by the background checkpoint, so this holds the writer up only briefly. A reader still on an
-/// older snapshot makes it give up after [`TRUNCATE_PATIENCE`] rather than hold the writer; it tries again a
-/// second later.
-fn bound_wal(conn: &Connection, wal: Option<&std::path::Path>, running: &Mutex<()>) {
-    if !wal.is_some_and(|w| std::fs::metadata(w).is_ok_and(|m| m.len() > WAL_LIMIT)) {
-        return;
-    }
+/// Checkpoints the WAL to its end so the next write starts it over. Most of its frames are copied already by the
+/// background checkpoint, so this holds the writer up only briefly. A reader still on an older snapshot makes it
+/// give up after [`RESTART_PATIENCE`] rather than hold the writer; the next background checkpoint asks again.
+fn restart_wal(conn: &Connection, running: &Mutex<()>) {
     let _held = lock(running);
-    let truncate = || -> rusqlite::Result<()> {
-        conn.busy_timeout(TRUNCATE_PATIENCE)?;
-        let r = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+    let restart = || -> rusqlite::Result<()> {
+        conn.busy_timeout(RESTART_PATIENCE)?;
+        let r = conn.execute_batch("PRAGMA wal_checkpoint(RESTART);");
         conn.busy_timeout(BUSY_TIMEOUT)?;
         r
     };
-    if let Err(e) = truncate() {
-        tracing::debug!(error = %e, "truncating checkpoint failed");
+    if let Err(e) = restart() {
+        tracing::debug!(error = %e, "restarting checkpoint failed");
     }
 }
 
