@@ -61,7 +61,7 @@ pub(super) fn start(
 }
 
 /// The writer's side of the background checkpoint: a kick after each commit, and the lock a checkpoint holds
-/// while it runs, so the writer's own truncating checkpoint waits for it on a mutex (woken at once) rather than in
+/// while it runs, so the writer's own restarting checkpoint waits for it on a mutex (woken at once) rather than in
 /// SQLite's busy handler (which sleeps in steps).
 struct Checkpoints {
     kick: std::sync::mpsc::SyncSender<()>,
