@@ -566,6 +566,16 @@ async fn answers_to_unknown_questions_are_refused() {
     // A plain GET on the WebSocket endpoint gets the JSON error shape too.
     let (s, b) = call(c.get(format!("{}/ws", hub.url))).await;
     assert_eq!((s, error_code(&b).as_str()), (400, "not_websocket"));
+    // A path part that is not UTF-8 once decoded (found by fuzzing the Pusher API) gets it as well.
+    for path in [
+        "/api/agents/%FF",
+        "/api/channels/%C3%28",
+        "/api/ide/%FF",
+        "/ws/%FF",
+    ] {
+        let (s, b) = call(c.get(format!("{}{path}", hub.url))).await;
+        assert_eq!((s, error_code(&b).as_str()), (400, "bad_path"), "{path}");
+    }
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
@@ -42,7 +43,7 @@ pub fn router(hub: Hub, info: McpInfo, ide: Target, shutdown: CancellationToken)
         config,
     );
     let ide = Arc::new(ide);
-    let snippets = move |Path(name): Path<String>,
+    let snippets = move |name: Result<Path<String>, PathRejection>,
                          Query(q): Query<HashMap<String, String>>,
                          Extension(p): Extension<Principal>| {
         let target = Target {
@@ -53,7 +54,15 @@ pub fn router(hub: Hub, info: McpInfo, ide: Target, shutdown: CancellationToken)
             ..Target::clone(&ide)
         };
         let http = q.get("http").is_some_and(|v| v != "0" && v != "false");
-        async move { ide_snippet(&name, http, &target) }
+        async move {
+            match name {
+                Ok(Path(name)) => ide_snippet(&name, http, &target),
+                Err(r) => {
+                    let e = Error::bad_request("bad_path", r.body_text());
+                    (StatusCode::BAD_REQUEST, axum::Json(e.body())).into_response()
+                }
+            }
+        }
     };
     let mcp = Router::new()
         .nest_service("/mcp", service)

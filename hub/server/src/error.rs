@@ -1,6 +1,6 @@
 //! HTTP errors and the caller: the one place a [`switchboard_core::Error`] becomes a response (in the core's
-//! `{"error":{"code","message"}}` shape), the JSON body extractor whose rejections use that shape too, and the
-//! extractors that turn the guard's [`Principal`] into a [`Caller`].
+//! `{"error":{"code","message"}}` shape), the JSON body and path extractors whose rejections use that shape too,
+//! and the extractors that turn the guard's [`Principal`] into a [`Caller`].
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -62,6 +62,21 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
                 }
             })?;
         parse_json(&bytes).map(ApiJson).map_err(ApiError)
+    }
+}
+
+/// A path parameter: one that cannot be read (percent-encoded bytes that are not UTF-8, say) is 400 `bad_path`
+/// in the error shape, not axum's plain-text rejection.
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(v)| ApiPath(v))
+            .map_err(|r| ApiError(Error::bad_request("bad_path", r.body_text())))
     }
 }
 

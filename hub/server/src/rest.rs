@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -14,7 +14,7 @@ use switchboard_core::{
     AgentPage, AgentPatch, AgentQuery, Error, EventsPage, EventsQuery, NewAgent, NewEvent,
 };
 
-use crate::error::{ApiError, ApiJson, ApiResult, Rest, Webhook, parse_json};
+use crate::error::{ApiError, ApiJson, ApiPath, ApiResult, Rest, Webhook, parse_json};
 use crate::state::AppState;
 
 type Params = Query<HashMap<String, String>>;
@@ -111,7 +111,7 @@ pub async fn create_agents(Rest(c): Rest, body: axum::body::Bytes) -> ApiResult<
 }
 
 /// `GET /api/agents/{id}`, with its version as the `ETag`.
-pub async fn get_agent(Rest(c): Rest, Path(id): Path<String>) -> ApiResult<Response> {
+pub async fn get_agent(Rest(c): Rest, ApiPath(id): ApiPath<String>) -> ApiResult<Response> {
     let agent = c.get_agent(&id).await?;
     Ok((etag(agent.version), Json(agent)).into_response())
 }
@@ -134,7 +134,7 @@ fn if_match(headers: &HeaderMap) -> Result<Option<i64>, Error> {
 /// `PATCH /api/agents/{id}`: a merge-patch, optionally conditional on `If-Match`.
 pub async fn update_agent(
     Rest(c): Rest,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
     ApiJson(patch): ApiJson<AgentPatch>,
 ) -> ApiResult<Response> {
@@ -143,7 +143,7 @@ pub async fn update_agent(
 }
 
 /// `DELETE /api/agents/{id}`: 204.
-pub async fn delete_agent(Rest(c): Rest, Path(id): Path<String>) -> ApiResult<StatusCode> {
+pub async fn delete_agent(Rest(c): Rest, ApiPath(id): ApiPath<String>) -> ApiResult<StatusCode> {
     c.delete_agent(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -218,7 +218,7 @@ pub async fn export_events(Rest(c): Rest, Query(q): Params) -> ApiResult<Respons
 }
 
 /// `POST /api/events/{seq}/replay`: 202 `{seq}` of the copy (`source: system`, `replay_of: seq`).
-pub async fn replay_event(Rest(c): Rest, Path(seq): Path<String>) -> ApiResult<Response> {
+pub async fn replay_event(Rest(c): Rest, ApiPath(seq): ApiPath<String>) -> ApiResult<Response> {
     let seq: u64 = seq
         .parse()
         .map_err(|_| Error::invalid("seq", "must be a non-negative integer"))?;
@@ -273,7 +273,7 @@ pub async fn list_channels(Rest(c): Rest) -> Json<Value> {
 }
 
 /// `GET /api/channels/{name}`.
-pub async fn get_channel(Rest(c): Rest, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn get_channel(Rest(c): Rest, ApiPath(name): ApiPath<String>) -> ApiResult<Json<Value>> {
     let ch = c.channel(&name)?;
     let mut body =
         json!({"name": ch.name, "occupied": ch.subscribers > 0, "subscribers": ch.subscribers});
@@ -303,7 +303,7 @@ pub struct AnswerBody {
 /// `POST /api/questions/{id}/answer {answer}`: 202 `{seq}`.
 pub async fn answer_question(
     Rest(c): Rest,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(b): ApiJson<AnswerBody>,
 ) -> ApiResult<Response> {
     let published = c.answer(&id, b.answer).await?;

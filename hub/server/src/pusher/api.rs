@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Path, Request, State};
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, header};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -17,7 +17,7 @@ use switchboard_core::limits::MAX_BODY_BYTES;
 use switchboard_core::{Caller, Error, Source};
 
 use super::{hub_channel, new_event, wire_channel};
-use crate::error::{ApiError, ApiResult, Rest, parse_json};
+use crate::error::{ApiError, ApiPath, ApiResult, Rest, parse_json};
 use crate::state::AppState;
 
 /// Most channels one `/events` request may name, as Pusher allows.
@@ -201,7 +201,10 @@ pub async fn channels(s: Signed) -> ApiResult<Json<Value>> {
 }
 
 /// `GET /apps/{app_id}/channels/{name}?info=subscription_count,user_count`.
-pub async fn channel(Path((_, name)): Path<(String, String)>, s: Signed) -> ApiResult<Json<Value>> {
+pub async fn channel(
+    ApiPath((_, name)): ApiPath<(String, String)>,
+    s: Signed,
+) -> ApiResult<Json<Value>> {
     let (caller, q) = (s.caller, s.query);
     let hub_name = hub_channel("name", &name)?;
     let snap = caller.channel(&hub_name)?;
@@ -212,7 +215,7 @@ pub async fn channel(Path((_, name)): Path<(String, String)>, s: Signed) -> ApiR
 
 /// `GET /apps/{app_id}/channels/{name}/users`: a presence channel's members.
 pub async fn channel_users(
-    Path((_, name)): Path<(String, String)>,
+    ApiPath((_, name)): ApiPath<(String, String)>,
     s: Signed,
 ) -> ApiResult<Json<Value>> {
     let caller = s.caller;
@@ -232,7 +235,7 @@ pub async fn channel_users(
 
 /// `POST /apps/{app_id}/users/{user_id}/terminate_connections`.
 pub async fn terminate_connections(
-    Path((_, user)): Path<(String, String)>,
+    ApiPath((_, user)): ApiPath<(String, String)>,
     s: Signed,
 ) -> ApiResult<Json<Value>> {
     s.caller.terminate_user(&user)?;

@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use axum::Extension;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use bytes::Bytes;
@@ -30,7 +30,7 @@ use switchboard_core::{
 };
 
 use crate::connect::origin;
-use crate::error::ApiResult;
+use crate::error::{ApiPath, ApiResult};
 use crate::state::AppState;
 use crate::ws::{Closing, Reply, Wire, upgraded};
 
@@ -66,7 +66,7 @@ fn socket_id() -> String {
 /// `GET /app/{key}?protocol=7`: the Pusher WebSocket.
 pub async fn connect(
     State(state): State<AppState>,
-    Path(key): Path<String>,
+    ApiPath(key): ApiPath<String>,
     Query(q): Query<HashMap<String, String>>,
     principal: Option<Extension<Principal>>,
     headers: HeaderMap,

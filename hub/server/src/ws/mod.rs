@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use bytes::Bytes;
@@ -32,7 +32,7 @@ use tokio::time::Instant;
 use tokio_util::sync::WaitForCancellationFuture;
 
 use crate::connect::{ConnectQuery, open, origin};
-use crate::error::{ApiResult, WsCaller};
+use crate::error::{ApiPath, ApiResult, WsCaller};
 use crate::state::AppState;
 use frames::{error_frame, frame, handle_text, subscribed_ack};
 
@@ -132,7 +132,7 @@ pub async fn ws_root(
 pub async fn ws_named(
     state: State<AppState>,
     c: WsCaller,
-    Path(client_id): Path<String>,
+    ApiPath(client_id): ApiPath<String>,
     q: Query<HashMap<String, String>>,
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
