@@ -572,6 +572,9 @@ async fn answers_to_unknown_questions_are_refused() {
         "/api/channels/%C3%28",
         "/api/ide/%FF",
         "/ws/%FF",
+        "/app/%FF",
+        "/apps/1/channels/%FF",
+        "/apps/1/channels/%FF/users",
     ] {
         let (s, b) = call(c.get(format!("{}{path}", hub.url))).await;
         assert_eq!((s, error_code(&b).as_str()), (400, "bad_path"), "{path}");

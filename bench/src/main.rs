@@ -132,6 +132,11 @@ struct Args {
     /// Agent updates per second in the soak.
     #[arg(long, default_value_t = 50.0)]
     soak_mutations: f64,
+    /// The soak hub's `--retention-events` (the hub's default, 100 000: at 1 000 publishes/s retention starts
+    /// pruning after 100 s). A short run lowers it, so that its warm-up reaches the steady state of a log that
+    /// prunes as fast as it grows.
+    #[arg(long, default_value_t = 100_000)]
+    soak_retention: u64,
     /// Where RESULTS.md and results/ are written (default: bench/ in the repository).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -299,6 +304,7 @@ async fn run(args: Args) -> Result<()> {
             conns: args.soak_conns,
             events_per_s: args.soak_events,
             mutations_per_s: args.soak_mutations,
+            retention_events: args.soak_retention,
         };
         let (rows, verdict) = soak::soak(&ctx, cfg).await?;
         std::fs::create_dir_all(out.join("results"))?;

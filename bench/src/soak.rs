@@ -31,6 +31,8 @@ pub(crate) struct SoakConfig {
     pub conns: usize,
     pub events_per_s: f64,
     pub mutations_per_s: f64,
+    /// The hub's `--retention-events`.
+    pub retention_events: u64,
 }
 
 /// One sample of the soak.
@@ -75,7 +77,17 @@ fn size_mb(p: &Path) -> f64 {
 /// Runs the soak and prints a row a minute.
 pub(crate) async fn soak(ctx: &Ctx, cfg: SoakConfig) -> Result<(Vec<SoakRow>, Verdict)> {
     // Started as the Pusher kind, so it knows the app key the Pusher subscribers use.
-    let server = Server::start(Kind::SwitchboardPusher, &ctx.paths, ctx.server_core).await?;
+    let retention = [
+        "--retention-events".to_owned(),
+        cfg.retention_events.to_string(),
+    ];
+    let server = Server::start_with(
+        Kind::SwitchboardPusher,
+        &ctx.paths,
+        ctx.server_core,
+        &retention,
+    )
+    .await?;
     let data = server.data_dir().map(Path::to_path_buf).unwrap_or_default();
     let ids = Rc::new(seed_agents(server.port, 50).await?);
     let sink = Sink::new();
@@ -298,8 +310,15 @@ pub(crate) fn judge(rows: &[SoakRow], warmup: u64, lost: u64) -> Verdict {
 pub(crate) fn markdown(cfg: &SoakConfig, rows: &[SoakRow], v: &Verdict, plot: &str) -> String {
     let mut md = format!(
         "{} subscribers (WebSocket, Socket.IO, Pusher) on {CHANNELS} channels, {} publishes/s and {} agent \
-         updates/s for {} minutes ({} warm-up), a row every {} s. Plot: [{plot}]({plot}).\n\n",
-        cfg.conns, cfg.events_per_s, cfg.mutations_per_s, cfg.minutes, cfg.warmup, cfg.sample_s
+         updates/s for {} minutes ({} warm-up), a row every {} s; retention keeps {} events. Plot: \
+         [{plot}]({plot}).\n\n",
+        cfg.conns,
+        cfg.events_per_s,
+        cfg.mutations_per_s,
+        cfg.minutes,
+        cfg.warmup,
+        cfg.sample_s,
+        cfg.retention_events
     );
     md.push_str("| minute | RSS MB | fds | p50 ms | p99 ms | WAL MB | DB MB | published | mutations | failed | skipped | delivered |\n");
     md.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|\n");

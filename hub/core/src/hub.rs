@@ -28,7 +28,8 @@ pub struct HubConfig {
     pub store: StoreConfig,
     /// What the log keeps.
     pub retention: Retention,
-    /// How often retention runs.
+    /// How often retention runs (10 s by default: often enough that a run has little to prune, so it never holds
+    /// the writer up for long).
     pub retention_every: Duration,
     /// Queue bound and connection cap.
     pub bus: BusConfig,
@@ -49,7 +50,7 @@ impl HubConfig {
             data_dir: data_dir.into(),
             store: StoreConfig::default(),
             retention: Retention::default(),
-            retention_every: Duration::from_secs(60),
+            retention_every: Duration::from_secs(10),
             bus: BusConfig::default(),
             require_token: false,
             pusher: PusherConfig::default(),
