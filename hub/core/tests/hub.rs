@@ -4,16 +4,18 @@
 //!
 //! One file past 500 lines: every test opens a hub the same way and shares the small helpers above them.
 
+mod support;
+
+use support::{WAIT, next_event};
+
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use switchboard_core::{
-    Ask, Caller, ClientInfo, Delivery, EventsQuery, Hub, HubConfig, NewEvent, Pattern, Principal,
-    Resume, Retention, Session, Source, StoreConfig,
+    Ask, Caller, ClientInfo, EventsQuery, Hub, HubConfig, NewEvent, Pattern, Principal, Resume,
+    Retention, Session, Source, StoreConfig,
 };
 use tokio_util::sync::CancellationToken;
-
-const WAIT: Duration = Duration::from_secs(5);
 
 /// The defaults over `dir`; in the suite's PostgreSQL pass (`SWITCHBOARD_TEST_STORE`, scripts/test.sh) with a
 /// database of the dir's own, so a reopen on the same dir finds its data.
@@ -56,19 +58,6 @@ fn follow(c: &Caller, pattern: &str, since: Option<u64>) -> Session {
         &Resume { since, epoch: None },
     )
     .unwrap()
-}
-
-/// The next event (skipping control frames), within [`WAIT`] in all.
-async fn next_event(s: &mut Session) -> switchboard_core::Event {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        match tokio::time::timeout_at(deadline, s.next()).await {
-            Ok(Some(Delivery::Event(e))) => return e,
-            Ok(Some(Delivery::Control(_))) => {}
-            Ok(None) => panic!("session ended"),
-            Err(_) => panic!("no event within {WAIT:?}"),
-        }
-    }
 }
 
 async fn seqs(c: &Caller, since: u64) -> Vec<u64> {

@@ -3,7 +3,9 @@
 //! resumes from any `seq` gets exactly the events after it that its pattern matches, in order, then the live
 //! ones, and reading the log in pages gives the same. The hub ones run on a real SQLite file.
 
-use std::time::Duration;
+mod support;
+
+use support::next_event;
 
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
@@ -11,7 +13,7 @@ use switchboard_core::model::check_channel;
 use switchboard_core::pusher::{from_wire, to_wire};
 use switchboard_core::{
     AgentPatch, Caller, ClientInfo, Delivery, EventsQuery, Hub, HubConfig, NewAgent, NewEvent,
-    Pattern, Principal, Resume, Session, Source,
+    Pattern, Principal, Resume, Source,
 };
 
 /// Channel names from the allowed characters, biased towards the ones with meaning (`:`, `;`, `=`, `-`).
@@ -136,20 +138,6 @@ proptest! {
 
 const CHANNELS: [&str; 3] = ["a:1", "a:2", "b:1"];
 const PATTERNS: [&str; 5] = ["*", "a:*", "a:1", "b:1", "c:*"];
-const WAIT: Duration = Duration::from_secs(5);
-
-async fn next_event(s: &mut Session) -> switchboard_core::Event {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        match tokio::time::timeout_at(deadline, s.next()).await {
-            Ok(Some(Delivery::Event(e))) => return e,
-            Ok(Some(Delivery::Control(_))) => {}
-            Ok(None) => panic!("session ended"),
-            Err(_) => panic!("no event within {WAIT:?}"),
-        }
-    }
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
 
