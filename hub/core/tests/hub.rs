@@ -2,7 +2,8 @@
 //! its schedule, in paused time) and resume limits, failed writes, questions, and the caller rules that no
 //! transport can skip.
 //!
-//! One file past 500 lines: every test opens a hub the same way and shares the small helpers above them.
+//! One file past 500 lines: every test opens a hub the same way and shares the small helpers above them (and, with
+//! properties.rs, those in tests/support).
 
 mod support;
 
