@@ -80,6 +80,49 @@ fn non_loopback_bind_without_token_is_refused_with_a_reason() {
     assert!(out.stdout.is_empty(), "nothing listened");
 }
 
+/// One hub per data dir (SPEC §1): a second `serve` there exits 2 naming the first (its pid and URL) and changes
+/// nothing; the first keeps serving, and the client commands, given only the data dir, find it through the lock.
+#[tokio::test]
+async fn a_second_hub_on_a_live_data_dir_exits_2_and_clients_attach_to_the_first() {
+    let hub = TestHub::start(&[]);
+    let out = Command::new(BIN)
+        .args(["serve", "--port", "0", "--data-dir"])
+        .arg(&hub.dir)
+        .args(store_args(&hub.dir))
+        .env_remove("SWITCHBOARD_PORT")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let want = format!(
+        "data dir {} is already in use by the hub pid {} at {}",
+        hub.dir.display(),
+        hub.pid(),
+        hub.url
+    );
+    assert!(err.contains(&want), "{err}");
+    assert!(out.stdout.is_empty(), "it never listened: {out:?}");
+    // No --hub: the lock file says where the hub of this data dir listens (a random port here).
+    let client = |args: &[&str]| {
+        Command::new(BIN)
+            .arg("--data-dir")
+            .arg(&hub.dir)
+            .args(args)
+            .env_remove("SWITCHBOARD_URL")
+            .env_remove("SWITCHBOARD_TOKEN")
+            .output()
+            .unwrap()
+    };
+    let out = client(&["publish", "dev", "still.here", "{}"]);
+    assert!(out.status.success(), "{out:?}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["seq"], 1, "the first hub took it");
+    let out = client(&["agents", "create", r#"{"name":"found"}"#]);
+    assert!(out.status.success(), "{out:?}");
+    let (s, v) = call(http().get(format!("{}/health", hub.url))).await;
+    assert_eq!((s, &v["last_seq"]), (200, &Value::from(2)), "{v}");
+}
+
 fn cli(hub: &TestHub, args: &[&str]) -> (bool, Value, String) {
     let out = Command::new(BIN)
         .arg("--data-dir")

@@ -57,9 +57,11 @@ fn node_clients() {
 }
 
 /// Chaos, the short version (the full one, 1 000 clients over 20 cycles: docs/guarantees.md): the hub SIGKILLed
-/// and restarted 5 times under REST and WebSocket writers, with 200 clients on WebSocket (the hub's own client),
-/// SSE (`eventsource`), Socket.IO and Pusher resuming as their libraries do. tests/js/chaos.mjs counts gaps,
-/// duplicates, events out of order and lost acknowledged writes against the log, and exits 1 unless all are zero.
+/// and restarted 5 times under REST and WebSocket writers, with 200 clients on WebSocket (the hub's own client, and
+/// a bare one written like the README's snippet), SSE (`eventsource`), Socket.IO and Pusher resuming as their
+/// libraries do; the bare WebSocket, SSE and Socket.IO clients follow three channels and `global` and keep only the
+/// highest seq they saw. tests/js/chaos.mjs counts gaps, duplicates, events out of order (over all of a client's
+/// channels) and lost acknowledged writes against the log, and exits 1 unless all are zero.
 #[test]
 fn sigkill_restart_loops_under_mixed_load_lose_and_repeat_nothing() {
     let js = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/js");

@@ -231,3 +231,208 @@ async fn overlapping_subscriptions_deliver_each_event_once() {
     let v = next_json(&mut ws, Duration::from_secs(5)).await;
     assert_eq!(v["type"], "pong", "a duplicate arrived: {v}");
 }
+
+// --- One order for a resume (SPEC §4): several channels resumed at once replay in global `seq` order, so a client
+// that keeps only the highest seq it saw, cut off in the middle of the replay, misses and repeats nothing.
+
+/// The channels a client follows, and `global` which every connection is in.
+const FOLLOWED: [&str; 3] = ["alpha:1", "beta:1", "gamma:1"];
+const PATTERNS: &str = "alpha:*,beta:*,gamma:*";
+
+/// Publishes `n` events round-robin over alpha, beta, gamma and `global`; returns their seqs in order.
+async fn publish_interleaved(url: &str, n: usize) -> Vec<u64> {
+    let c = http();
+    let mut seqs = Vec::with_capacity(n);
+    for i in 0..n {
+        let channel = if i % 4 == 3 {
+            "global"
+        } else {
+            FOLLOWED[i % 4]
+        };
+        let (s, b) = call(
+            c.post(format!("{url}/api/events"))
+                .json(&json!({"channel": channel, "event": "tick", "data": {"i": i}})),
+        )
+        .await;
+        assert_eq!(s, 202, "{b}");
+        seqs.push(b["seq"].as_u64().unwrap());
+    }
+    seqs
+}
+
+/// Asserts that `got` is strictly increasing and holds every one of `want`, and nothing else.
+fn assert_one_order(got: &[u64], want: &[u64]) {
+    let out_of_order = got.windows(2).filter(|w| w[0] >= w[1]).count();
+    assert_eq!(
+        out_of_order, 0,
+        "{out_of_order} events not above the one before: {got:?}"
+    );
+    let mut want = want.to_vec();
+    want.sort_unstable();
+    assert_eq!(got, want.as_slice(), "not every event exactly once");
+}
+
+/// Reads `n` events from `ws` (other frames skipped); returns their seqs.
+async fn ws_events(ws: &mut Ws, n: usize) -> Vec<u64> {
+    let mut seqs = Vec::with_capacity(n);
+    while seqs.len() < n {
+        let f = next_of_type(ws, "event", Duration::from_secs(10)).await;
+        seqs.push(f["seq"].as_u64().unwrap());
+    }
+    seqs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_resume_of_several_channels_is_one_order_even_cut_off_mid_replay() {
+    let hub = TestHub::start(&[]);
+    let mut want = publish_interleaved(&hub.url, 300).await;
+    let mut ws = ws_connect(&hub.ws_url(&format!("/ws?channels={PATTERNS}&since=0"))).await;
+    let mut got = ws_events(&mut ws, 150).await;
+    assert_eq!(
+        got,
+        want[..150],
+        "the replay is in seq order, global included"
+    );
+    // Cut off mid-replay, without a close handshake; resume with the highest seq seen, as the README's snippet does.
+    drop(ws);
+    let last = *got.last().unwrap();
+    let mut ws = ws_connect(&hub.ws_url(&format!("/ws?channels={PATTERNS}&since={last}"))).await;
+    // Writers go on meanwhile: those events come after the replay, each once.
+    let url = hub.url.clone();
+    let writer = tokio::spawn(async move { publish_interleaved(&url, 100).await });
+    got.extend(ws_events(&mut ws, 150).await);
+    let more = writer.await.unwrap();
+    got.extend(ws_events(&mut ws, more.len()).await);
+    want.extend(more);
+    assert_one_order(&got, &want);
+    send_json(&mut ws, json!({"type": "ping", "id": "end"})).await;
+    let v = next_json(&mut ws, Duration::from_secs(5)).await;
+    assert_eq!(v["type"], "pong", "nothing more: {v}");
+}
+
+#[tokio::test]
+async fn a_subscribe_frame_with_several_channels_resumes_them_in_one_order() {
+    let hub = TestHub::start(&[]);
+    let all = publish_interleaved(&hub.url, 300).await;
+    // `global` past events are not asked for (the connection joins it live): the frame's channels are.
+    let ours = |seqs: &[u64]| -> Vec<u64> {
+        seqs.iter()
+            .copied()
+            .enumerate()
+            .filter(|(i, _)| i % 4 != 3)
+            .map(|(_, s)| s)
+            .collect()
+    };
+    let want = ours(&all);
+    let subscribe = |since: u64| json!({"type": "subscribe", "id": 7, "channels": ["alpha:*", "beta:*", "gamma:*"], "since": since});
+    let mut ws = ws_connect(&hub.ws_url("/ws")).await;
+    next_of_type(&mut ws, "connected", Duration::from_secs(5)).await;
+    send_json(&mut ws, subscribe(0)).await;
+    let ack = next_json(&mut ws, Duration::from_secs(5)).await;
+    assert_eq!(
+        (
+            ack["type"].as_str(),
+            ack["id"].as_i64(),
+            ack["recovered"].as_bool()
+        ),
+        (Some("ack"), Some(7), Some(true)),
+        "one ack for the frame, ahead of the replay: {ack}"
+    );
+    let mut got = ws_events(&mut ws, 100).await;
+    drop(ws);
+    let last = *got.last().unwrap();
+    let mut ws = ws_connect(&hub.ws_url("/ws")).await;
+    send_json(&mut ws, subscribe(last)).await;
+    got.extend(ws_events(&mut ws, want.len() - 100).await);
+    assert_one_order(&got, &want);
+    // Live events of every followed channel, `global` too, come after in order.
+    let live = publish_interleaved(&hub.url, 8).await;
+    got.extend(ws_events(&mut ws, live.len()).await);
+    assert_one_order(&got, &[want, live].concat());
+}
+
+#[tokio::test]
+async fn an_sse_resume_of_several_channels_with_last_event_id_is_one_order() {
+    let hub = TestHub::start(&[]);
+    let want = publish_interleaved(&hub.url, 300).await;
+    let url = format!("{}/events?channels={PATTERNS}&since=0", hub.url);
+    let mut sse = Sse::open(&url, &[]).await;
+    let mut got = Vec::new();
+    let mut last_id = String::new();
+    while got.len() < 150 {
+        let (id, v) = sse.next(Duration::from_secs(10)).await.expect("an event");
+        got.push(v["seq"].as_u64().unwrap());
+        last_id = id;
+    }
+    drop(sse);
+    // What EventSource does by itself: the same URL, with the last id it got.
+    let mut sse = Sse::open(&url, &[("last-event-id", &last_id)]).await;
+    while got.len() < want.len() {
+        let (_, v) = sse.next(Duration::from_secs(10)).await.expect("an event");
+        got.push(v["seq"].as_u64().unwrap());
+    }
+    assert_one_order(&got, &want);
+}
+
+#[tokio::test]
+async fn the_rest_refetch_of_several_channels_pages_in_one_order() {
+    let hub = TestHub::start(&[]);
+    let want = publish_interleaved(&hub.url, 300).await;
+    let c = http();
+    let mut got = Vec::new();
+    let mut since = 0;
+    loop {
+        let (s, b) = call(c.get(format!(
+            "{}/api/events?channel={PATTERNS},global&since={since}&limit=70",
+            hub.url
+        )))
+        .await;
+        assert_eq!(s, 200, "{b}");
+        let page: Vec<u64> = b["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["seq"].as_u64().unwrap())
+            .collect();
+        let Some(&last) = page.last() else { break };
+        got.extend(page);
+        since = last;
+    }
+    assert_one_order(&got, &want);
+    // A bad pattern among them is refused whole.
+    let (s, b) = call(c.get(format!("{}/api/events?channel=alpha:*,a*b", hub.url))).await;
+    assert_eq!((s, error_code(&b).as_str()), (422, "invalid_field"), "{b}");
+}
+
+/// 100 100 events (100 batches of 1 000 agents), replayed to one client from 0: the hub pages the log, so its
+/// memory stays flat however long the resume.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_of_100_000_events_grows_the_hubs_rss_by_less_than_50_mb() {
+    let hub = TestHub::start(&["--retention-events", "1000000"]);
+    let c = http();
+    let batch: Vec<Value> = (0..1000)
+        .map(|i| json!({"name": format!("a{i}")}))
+        .collect();
+    for _ in 0..100 {
+        let (s, b) = call(c.post(format!("{}/api/agents/batch", hub.url)).json(&batch)).await;
+        assert_eq!(s, 201, "{b}");
+    }
+    let total = 100 * 1001;
+    let before = hub.rss_kib();
+    let mut ws = ws_connect(&hub.ws_url("/ws?channels=*&since=0")).await;
+    let (mut n, mut last, mut peak) = (0u64, 0u64, before);
+    while n < total {
+        let f = next_of_type(&mut ws, "event", Duration::from_secs(30)).await;
+        let seq = f["seq"].as_u64().unwrap();
+        assert!(seq > last, "{seq} after {last}");
+        (n, last) = (n + 1, seq);
+        if n % 5000 == 0 {
+            peak = peak.max(hub.rss_kib());
+        }
+    }
+    let grew = peak.saturating_sub(before) / 1024;
+    assert!(
+        grew < 50,
+        "RSS grew by {grew} MB during the resume ({before} KiB before, peak {peak} KiB)"
+    );
+}

@@ -1,7 +1,8 @@
 //! Switchboard's desktop app (Tauri 2): the same hub `switchboard serve` runs, started in-process through
 //! [`switchboard::start`], a tray icon, and the event-log window (the hub's own UI at `/`).
 //!
-//! - `lib.rs`: [`run`] — arguments, the hub (or attaching to one already on the port), the window, signals, quit.
+//! - `lib.rs`: [`run`] — arguments, the hub (or attaching to one already on the port or the data dir), the window,
+//!   signals, quit.
 //! - [`tray`]: the tray menu (SPEC §11), desktop only.
 
 mod tray;
@@ -11,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Parser;
 use switchboard::config::{self, CommonArgs, ServeArgs};
+use switchboard::lock::{LockError, LockInfo};
 use switchboard_server::{RunningHub, StartError};
 use tauri::{AppHandle, Manager, RunEvent, WebviewUrl, WebviewWindowBuilder};
 use tokio_util::sync::CancellationToken;
@@ -89,6 +91,11 @@ async fn start_hub(
                 (Outcome::Failed(msg), cfg)
             }
         }
+        // Another hub runs on this data dir (on whatever port): show that one.
+        Err(StartError::DataDir(LockError::Held {
+            held: LockInfo { url: Some(url), .. },
+            ..
+        })) if switchboard::autostart::hub_answers(&url).await => (Outcome::Attached(url), cfg),
         Err(e) => (Outcome::Failed(e.to_string()), cfg),
     }
 }

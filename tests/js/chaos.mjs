@@ -3,19 +3,24 @@
 //
 //   SWITCHBOARD_BIN=$CARGO_TARGET_DIR/release/switchboard node tests/js/chaos.mjs --clients 1000 --cycles 20
 //
-// Clients (a quarter each, one channel each of --channels):
+// Clients (a fifth each). Those marked * follow three channels of --channels and `global` (which every connection is
+// in) and keep nothing but the highest seq they saw, so they prove the one order of a resume (SPEC §4): cut off in
+// the middle of a replay, they must still miss and repeat nothing. The others follow one channel.
 //   ws      the hub's own client (clients/js) over `ws`: reconnects, resumes with since + epoch;
-//   sse     `eventsource`: reconnects by itself with Last-Event-ID;
-//   sio     `socket.io-client`: reconnects by itself, `since` in the auth payload;
+//   raw *   a bare `WebSocket`, written like the README's snippet: `lastSeq = f.seq`, and on close a new socket
+//           with `&since=${lastSeq}`;
+//   sse *   `eventsource`: reconnects by itself with Last-Event-ID;
+//   sio *   `socket.io-client`: reconnects by itself, its channels and `since` in the auth payload;
 //   pusher  `pusher-js`: reconnects and resubscribes by itself; the protocol has no resume, so on every
 //           subscription_succeeded the app refetches what it missed with GET /api/events?since= (SPEC §7).
-// Writers publish events over REST and, one in four, over a WebSocket (--rate a second in all, and an agent update
-// for every 20th), each acknowledged when the hub answers 2xx or the publish resolves with its seq. Every cycle
+// Writers publish events over REST and, one in four, over a WebSocket (--rate a second in all, one in eight on
+// `global`, and an agent update for every 20th), each acknowledged when the hub answers 2xx or the publish resolves
+// with its seq (the WebSocket publisher sends each again after a drop, with its idempotency key). Every cycle
 // the load runs 1–2.5 s, then the hub is SIGKILLed and started again on the same port and data dir. Afterwards
 // the harness waits for the clients to catch up, reads the whole log, and counts:
 //   gaps           events of a client's channel in the log (after the start) that the client never got;
 //   duplicates     events a client got twice (Pusher: twice live; a refetch overlapping live is the app's merge);
-//   out of order   live events whose seq is not above the one before (one channel a client: none may be);
+//   out of order   events whose seq is not above the one before, over all of a client's channels;
 //   lost acked     acknowledged publishes or updates that are not in the log, or are there with other data;
 //   log holes      seqs missing between the first and the last (the log is dense).
 // It prints a Markdown table and exits 1 unless all of these are zero and the hub logged no ERROR. `--json FILE`
@@ -110,6 +115,8 @@ async function logAfter(channel, since) {
 
 await start();
 const channelOf = (i) => `chaos:${i % CHANNELS}`;
+const KINDS = ['ws', 'raw', 'sse', 'sio', 'pusher'];
+const MULTI = new Set(['raw', 'sse', 'sio']);
 const first = await api('GET', '/api/events?limit=1');
 const base = first.body.last_seq ?? 0;
 const epoch = first.body.epoch;
@@ -123,11 +130,34 @@ function record(c, seq) {
   c.last = Math.max(c.last, seq);
 }
 
+/** A bare WebSocket as the README's snippet writes it: the highest seq seen is all it keeps. */
+function raw(c) {
+  const wsUrl = hub.url.replace(/^http/, 'ws');
+  const q = `channels=${c.channels.join(',')}&since=${c.lastSeq}&token=${hub.token}`;
+  const ws = new WebSocket(`${wsUrl}/ws?${q}`);
+  c.conn = ws;
+  ws.onopen = () => { c.connects++; };
+  ws.onmessage = (m) => {
+    const f = JSON.parse(m.data);
+    if (f.type === 'event') {
+      c.lastSeq = f.seq;
+      if (c.due(f.channel)) record(c, f.seq);
+    }
+    if (f.type === 'ack' && f.recovered === false) c.resync = f;
+  };
+  ws.onerror = () => {};
+  ws.onclose = () => { if (!c.stopped) setTimeout(() => raw(c), 200 + Math.random() * 800); };
+}
+
 for (let i = 0; i < N; i++) {
-  const kind = ['ws', 'sse', 'sio', 'pusher'][i % 4];
-  const c = { kind, channel: channelOf(Math.floor(i / 4)), live: new Map(), last: base, disorder: 0, connects: 0 };
+  const kind = KINDS[i % KINDS.length];
+  const j = Math.floor(i / KINDS.length);
+  const channels = MULTI.has(kind) ? [channelOf(j), channelOf(j + 1), channelOf(j + 2)] : [channelOf(j)];
+  const c = { kind, channel: channels[0], channels, live: new Map(), last: base, lastSeq: base, disorder: 0, connects: 0 };
+  c.due = (ch) => channels.includes(ch) || (MULTI.has(kind) && ch === 'global');
   clients.push(c);
-  if (kind === 'ws') {
+  if (kind === 'raw') raw(c);
+  else if (kind === 'ws') {
     c.conn = connect({
       url: hub.url, token: hub.token, channels: [c.channel], since: base, epoch,
       backoff: { base: 200, cap: 2000 },
@@ -136,15 +166,15 @@ for (let i = 0; i < N; i++) {
     c.conn.on('state', (s) => { if (s === 'live') c.connects++; });
     c.conn.on('resync', (info) => { c.resync = info; });
   } else if (kind === 'sse') {
-    c.conn = new EventSource(`${hub.url}/events?channels=${c.channel}&since=${base}&token=${hub.token}`);
-    c.conn.onmessage = (m) => { const e = JSON.parse(m.data); if (e.channel === c.channel) record(c, e.seq); };
+    c.conn = new EventSource(`${hub.url}/events?channels=${channels.join(',')}&since=${base}&token=${hub.token}`);
+    c.conn.onmessage = (m) => { const e = JSON.parse(m.data); if (c.due(e.channel)) record(c, e.seq); };
     c.conn.onopen = () => { c.connects++; };
   } else if (kind === 'sio') {
     c.conn = io(hub.url, {
       transports: ['websocket'], reconnectionDelay: 200, reconnectionDelayMax: 2000,
-      auth: (cb) => cb({ token: hub.token, since: c.last, channels: [c.channel] }),
+      auth: (cb) => cb({ token: hub.token, since: c.last, channels }),
     });
-    c.conn.onAny((_name, e) => { if (e?.channel === c.channel) record(c, e.seq); });
+    c.conn.onAny((_name, e) => { if (e?.channel && c.due(e.channel)) record(c, e.seq); });
     c.conn.on('connect', () => { c.connects++; });
   } else {
     // Pusher: live events by their data key; what the refetches returned by seq.
@@ -184,7 +214,7 @@ const connected = () => clients.filter((c) => c.connects > 0).length;
 for (const t0 = Date.now(); connected() < N; await sleep(100)) {
   if (Date.now() - t0 > 60_000) throw new Error(`only ${connected()} of ${N} clients connected`);
 }
-console.log(`${N} clients connected (${N / 4} each ws, sse, sio, pusher) on ${CHANNELS} channels`);
+console.log(`${N} clients connected (${N / KINDS.length} each ${KINDS.join(', ')}) on ${CHANNELS} channels`);
 
 // --- the writers: publishes (and every 20th an agent update) at --rate a second in all.
 const acked = { events: [], updates: [] };
@@ -208,7 +238,7 @@ async function writer(w) {
         if (r.status === 200) acked.updates.push({ agent: agents[w], version: r.body.version, n });
       } else {
         const k = `${w}-${n}`;
-        const channel = channelOf(n * WRITERS + w);
+        const channel = n % 8 === 5 ? 'global' : channelOf(n * WRITERS + w);
         if (n % 4 === 1) {
           // Over WebSocket: acknowledged when publish() resolves with the committed seq.
           const { seq } = await publisher.publish(channel, 'tick', { k });
@@ -248,8 +278,9 @@ for (const e of log) {
   byChannel.get(e.channel).push(e);
 }
 const endOf = (ch) => byChannel.get(ch)?.at(-1)?.seq ?? base;
+const dueOf = (c) => [...byChannel.entries()].filter(([ch]) => c.due(ch)).flatMap(([, evs]) => evs);
 const caughtUp = (c) => {
-  if (c.kind !== 'pusher') return c.last >= endOf(c.channel);
+  if (c.kind !== 'pusher') return c.last >= Math.max(...[...byChannel.keys()].filter(c.due).map(endOf), base);
   return (byChannel.get(c.channel) ?? []).every((e) => c.live.has(e.data.k) || c.refetched.has(e.seq));
 };
 const deadline = Date.now() + Number(opt.settle) * 1000;
@@ -269,11 +300,11 @@ for (const a of acked.events) {
 const updates = new Set(log.filter((e) => e.event === 'agent.updated').map((e) => `${e.data.id}@${e.data.version}`));
 for (const u of acked.updates) if (!updates.has(`${u.agent}@${u.version}`)) lost++;
 
-const rows = new Map(['ws', 'sse', 'sio', 'pusher'].map((k) => [k,
+const rows = new Map(KINDS.map((k) => [k,
   { clients: 0, expected: 0, delivered: 0, gaps: 0, duplicates: 0, disorder: 0, connects: 0 }]));
 for (const c of clients) {
   const r = rows.get(c.kind);
-  const want = byChannel.get(c.channel) ?? [];
+  const want = dueOf(c);
   r.clients++;
   r.expected += want.length;
   r.connects += c.connects;
@@ -286,7 +317,8 @@ for (const c of clients) {
   }
 }
 
-const name = { ws: 'WebSocket (switchboard-client)', sse: 'SSE (eventsource)', sio: 'Socket.IO (socket.io-client)',
+const name = { ws: 'WebSocket (switchboard-client)', raw: 'WebSocket (bare, lastSeq only; 3 channels + global)',
+  sse: 'SSE (eventsource; 3 channels + global)', sio: 'Socket.IO (socket.io-client; 3 channels + global)',
   pusher: 'Pusher (pusher-js + refetch)' };
 const lines = [
   `${CYCLES} SIGKILL/restart cycles (restart ${Math.min(...cycleLog)}–${Math.max(...cycleLog)} ms), ${log.length} events in the log, `
@@ -313,7 +345,8 @@ if (opt.json) {
 
 publisher.close();
 for (const c of clients) {
-  if (c.kind === 'ws' || c.kind === 'sio') c.conn.close();
+  c.stopped = true;
+  if (c.kind === 'ws' || c.kind === 'sio' || c.kind === 'raw') c.conn.close();
   else if (c.kind === 'sse') c.conn.close();
   else c.conn.disconnect();
 }

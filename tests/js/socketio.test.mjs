@@ -1,6 +1,7 @@
 // socket.io-client 4.8, unmodified, against the real binary (SPEC §6): connect and greet, subscribe and
 // unsubscribe with acks, events under their own names from REST and MCP, client publish, debug:rooms, refusals,
-// resume through the auth payload after the hub is SIGKILLed and restarted, and the slow consumer.
+// resume through the auth payload after the hub is SIGKILLed and restarted, one order for a resume of several
+// rooms, and the slow consumer.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { io } from 'socket.io-client';
@@ -141,6 +142,30 @@ test('socket.io: resume through the auth payload after the hub is SIGKILLed and 
   await sleep(200);
   assertContinuous(seqs, base + 1, last);
   socket.close();
+});
+
+test('socket.io: a resume of several rooms in the auth payload is one order, even cut off mid-replay', { timeout: 60_000 }, async () => {
+  const channels = ['alpha:1', 'beta:1', 'gamma:1', 'global'];
+  const base = (await hub.api('GET', '/api/events?limit=1')).body.last_seq;
+  const want = [];
+  for (let i = 0; i < 300; i++) {
+    const r = await hub.api('POST', '/api/events', { channel: channels[i % 4], event: 'tick', data: { i } });
+    assert.equal(r.status, 202);
+    want.push(r.body.seq);
+  }
+  // As the README's snippet: every room in auth.channels, the highest seq seen in auth.since.
+  const rooms = ['alpha:*', 'beta:*', 'gamma:*'];
+  const seqsOf = (got) => got.filter((g) => g.payload?.seq).map((g) => g.payload.seq);
+  const first = await connect('/', { auth: { since: base, channels: rooms } });
+  await until(() => seqsOf(first.got).length >= 150, 10_000, 'half the replay');
+  first.socket.disconnect();
+  const seqs = seqsOf(first.got);
+  const last = seqs.at(-1);
+  const second = await connect('/', { auth: { since: last, channels: rooms } });
+  await until(() => seqs.length + seqsOf(second.got).length >= want.length, 10_000, 'the rest of the replay');
+  await sleep(200);
+  second.socket.close();
+  assert.deepEqual([...seqs, ...seqsOf(second.got)], want, 'every event exactly once, in strictly increasing seq');
 });
 
 test('socket.io: a socket that stops reading is disconnected, never waited for; it then resumes', { timeout: 90_000 }, async () => {

@@ -99,8 +99,8 @@ export interface Connection {
     /** Stops following it. */
     unsubscribe(pattern: string): Promise<void>;
     /** Publishes; resolves with the seq once committed, rejects with the hub's error (`SwitchboardError`). Made
-     * while not live, it waits for the next connection; in flight when the socket drops, it rejects with
-     * `disconnected` (it may or may not have been committed). */
+     * while not live, it waits for the next connection; in flight when the socket drops, it is sent again on the
+     * next one with the same idempotency key, so the hub commits it once and answers with that seq. */
     publish<T = unknown>(channel: string, event: string, data?: T): Promise<PublishAck>;
     /** Closes for good: no more reconnects; what waits is rejected with `closed`. */
     close(): void;

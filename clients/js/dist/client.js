@@ -1,6 +1,8 @@
 // switchboard-client: the webapp client for a Switchboard hub (SPEC §12; the wire is docs/protocol.md).
 // connect() follows channels over WebSocket /ws: it reconnects with exponential back-off and full jitter, resumes
-// from the last seq and epoch without gap or duplicate, and says when it cannot (resync). sendDevWebhook() and
+// from the last seq and epoch without gap or duplicate (the hub replays every followed channel at once, in seq
+// order, so the highest seq seen is where to resume), and says when it cannot (resync). A publish carries an
+// idempotency key and is sent again after a reconnect, so it is committed once however the socket drops. sendDevWebhook() and
 // subscribeToBackendEvents() keep the old dev-webhook helpers' names and signatures. No imports and no runtime
 // dependencies: `tsc` compiles this one file to dist/client.js (served by the hub at /client.js) and dist/client.d.ts.
 /** An error from the hub (`code` as in docs/protocol.md) or from this client: `disconnected`, `closed`,
@@ -32,6 +34,12 @@ function endpoint(url, path) {
     return u;
 }
 const fail = (code, message) => new SwitchboardError(code, message);
+/** A fresh idempotency key: random, from the platform's UUIDs where it has them (not in insecure contexts). */
+function newKey() {
+    if (typeof g.crypto?.randomUUID === 'function')
+        return g.crypto.randomUUID();
+    return Array.from({ length: 4 }, () => Math.random().toString(36).slice(2, 10)).join('-');
+}
 /** Connects to the hub's WebSocket `/ws` and keeps it connected until `.close()`. */
 export function connect(options = {}) {
     const o = options;
@@ -49,9 +57,10 @@ export function connect(options = {}) {
     const subs = new Set();
     /** Patterns the current socket holds or has asked for. */
     let held = new Set();
-    /** Requests awaiting the hub's answer, by frame id. `sub` ones outlive a dropped socket. */
+    /** Requests awaiting the hub's answer, by frame id. `sub` ones outlive a dropped socket; a publish (`text`) is
+     * sent again. */
     const pending = new Map();
-    /** Publishes made while not live. */
+    /** Publishes to send once live: made while not live, or in flight when the socket dropped. */
     let outbox = [];
     /** `subscribe()` promises by pattern. */
     const waiters = new Map();
@@ -60,8 +69,11 @@ export function connect(options = {}) {
     let lastSeq = o.since ?? null;
     /** Every event up to `safe` has been delivered: the `since` of the next connection. */
     let safe = lastSeq;
-    /** Seqs above `safe` delivered while replays are running (they may come out of seq order across channels). */
+    /** Seqs above `safe` delivered while a channel resumed on its own (a name with a comma, subscribed by frame)
+     * replays beside the connection's own replay: then events may come out of seq order until the barrier. */
     const seen = new Set();
+    /** This connection resumed a channel by frame, apart from the connect-time replay. */
+    let apart = false;
     let socket = null;
     let ready = false;
     let closed = false;
@@ -156,7 +168,7 @@ export function connect(options = {}) {
         if (token)
             q.set('token', token);
         held = new Set(plain);
-        ready = resynced = false;
+        ready = resynced = apart = false;
         barrier = null;
         let ws;
         try {
@@ -195,6 +207,13 @@ export function connect(options = {}) {
             return;
         }
         const r = pending.get(m.id);
+        if (t === 'error' && r?.text && m.error?.code === 'idempotency_in_flight') {
+            // The hub is still committing this publish from before a drop: ask again shortly (same key).
+            pending.delete(m.id);
+            const again = r.text;
+            setTimeout(() => (ready ? (pending.set(m.id, r), socket?.send(again)) : outbox.push([m.id, again, r])), 100);
+            return;
+        }
         if (t === 'ack') {
             if (r) {
                 pending.delete(m.id);
@@ -236,8 +255,11 @@ export function connect(options = {}) {
             return; // a state handler closed it
         watch(m.heartbeat_s);
         for (const p of subs)
-            if (!held.has(p))
-                subscribeFrame(p, p.includes(',') && sentSince != null && !reset);
+            if (!held.has(p)) {
+                const resume = p.includes(',') && sentSince != null && !reset;
+                apart || (apart = resume);
+                subscribeFrame(p, resume);
+            }
         for (const p of held)
             if (!subs.has(p)) {
                 held.delete(p);
@@ -274,7 +296,7 @@ export function connect(options = {}) {
         const s = e.seq;
         if ((safe != null && s <= safe) || seen.has(s))
             return;
-        if (barrier != null)
+        if (barrier != null && apart)
             seen.add(s);
         else
             safe = s;
@@ -317,9 +339,15 @@ export function connect(options = {}) {
         barrier = null;
         clearTimeout(watchdog);
         const gone = fail('disconnected', 'the connection dropped before the hub answered');
-        for (const r of pending.values())
-            if (!r.sub)
+        // Publishes in flight go out again first, in order, with their keys: the hub commits each once.
+        const again = [];
+        for (const [i, r] of pending) {
+            if (r.text)
+                again.push([i, r.text, r]);
+            else if (!r.sub)
                 r.no(gone);
+        }
+        outbox = [...again, ...outbox];
         pending.clear();
         retry(code);
     }
@@ -372,10 +400,11 @@ export function connect(options = {}) {
                 if (closed)
                     return no(fail('closed', 'the connection is closed'));
                 const i = ++id;
-                const text = JSON.stringify({ type: 'publish', id: i, channel, event, data });
+                const frame = { type: 'publish', id: i, channel, event, data, idempotency_key: newKey() };
+                const text = JSON.stringify(frame);
                 if (text.length > 349525 && new TextEncoder().encode(text).length > 1 << 20)
                     return no(fail('payload_too_large', 'the frame is over the 1 MiB limit'));
-                const entry = { ok: (m) => ok({ seq: m.seq }), no };
+                const entry = { ok: (m) => ok({ seq: m.seq }), no, text };
                 if (ready) {
                     pending.set(i, entry);
                     socket.send(text);

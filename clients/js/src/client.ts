@@ -1,6 +1,8 @@
 // switchboard-client: the webapp client for a Switchboard hub (SPEC §12; the wire is docs/protocol.md).
 // connect() follows channels over WebSocket /ws: it reconnects with exponential back-off and full jitter, resumes
-// from the last seq and epoch without gap or duplicate, and says when it cannot (resync). sendDevWebhook() and
+// from the last seq and epoch without gap or duplicate (the hub replays every followed channel at once, in seq
+// order, so the highest seq seen is where to resume), and says when it cannot (resync). A publish carries an
+// idempotency key and is sent again after a reconnect, so it is committed once however the socket drops. sendDevWebhook() and
 // subscribeToBackendEvents() keep the old dev-webhook helpers' names and signatures. No imports and no runtime
 // dependencies: `tsc` compiles this one file to dist/client.js (served by the hub at /client.js) and dist/client.d.ts.
 
@@ -116,8 +118,8 @@ export interface Connection {
   /** Stops following it. */
   unsubscribe(pattern: string): Promise<void>;
   /** Publishes; resolves with the seq once committed, rejects with the hub's error (`SwitchboardError`). Made
-   * while not live, it waits for the next connection; in flight when the socket drops, it rejects with
-   * `disconnected` (it may or may not have been committed). */
+   * while not live, it waits for the next connection; in flight when the socket drops, it is sent again on the
+   * next one with the same idempotency key, so the hub commits it once and answers with that seq. */
   publish<T = unknown>(channel: string, event: string, data?: T): Promise<PublishAck>;
   /** Closes for good: no more reconnects; what waits is rejected with `closed`. */
   close(): void;
@@ -190,6 +192,15 @@ function endpoint(url: string, path?: string): URL {
 
 const fail = (code: string, message: string) => new SwitchboardError(code, message);
 
+/** A request awaiting the hub's answer. `sub`: a subscribe, kept across drops; `text`: a publish, sent again. */
+type Entry = { ok: (m: any) => void; no: (e: SwitchboardError) => void; sub?: 1; text?: string };
+
+/** A fresh idempotency key: random, from the platform's UUIDs where it has them (not in insecure contexts). */
+function newKey(): string {
+  if (typeof g.crypto?.randomUUID === 'function') return g.crypto.randomUUID();
+  return Array.from({ length: 4 }, () => Math.random().toString(36).slice(2, 10)).join('-');
+}
+
 /** Connects to the hub's WebSocket `/ws` and keeps it connected until `.close()`. */
 export function connect(options: ConnectOptions = {}): Connection {
   const o = options;
@@ -207,10 +218,11 @@ export function connect(options: ConnectOptions = {}): Connection {
   const subs = new Set<string>();
   /** Patterns the current socket holds or has asked for. */
   let held = new Set<string>();
-  /** Requests awaiting the hub's answer, by frame id. `sub` ones outlive a dropped socket. */
-  const pending = new Map<number, { ok: (m: any) => void; no: (e: SwitchboardError) => void; sub?: 1 }>();
-  /** Publishes made while not live. */
-  let outbox: [number, string, { ok: (m: any) => void; no: (e: SwitchboardError) => void }][] = [];
+  /** Requests awaiting the hub's answer, by frame id. `sub` ones outlive a dropped socket; a publish (`text`) is
+   * sent again. */
+  const pending = new Map<number, Entry>();
+  /** Publishes to send once live: made while not live, or in flight when the socket dropped. */
+  let outbox: [number, string, Entry][] = [];
   /** `subscribe()` promises by pattern. */
   const waiters = new Map<string, [() => void, (e: SwitchboardError) => void][]>();
 
@@ -219,8 +231,11 @@ export function connect(options: ConnectOptions = {}): Connection {
   let lastSeq = o.since ?? null;
   /** Every event up to `safe` has been delivered: the `since` of the next connection. */
   let safe = lastSeq;
-  /** Seqs above `safe` delivered while replays are running (they may come out of seq order across channels). */
+  /** Seqs above `safe` delivered while a channel resumed on its own (a name with a comma, subscribed by frame)
+   * replays beside the connection's own replay: then events may come out of seq order until the barrier. */
   const seen = new Set<number>();
+  /** This connection resumed a channel by frame, apart from the connect-time replay. */
+  let apart = false;
   let socket: WebSocketLike | null = null;
   let ready = false;
   let closed = false;
@@ -280,7 +295,7 @@ export function connect(options: ConnectOptions = {}): Connection {
     waiters.delete(p);
   }
 
-  function request(frame: any, entry: { ok: (m: any) => void; no: (e: SwitchboardError) => void; sub?: 1 }) {
+  function request(frame: any, entry: Entry) {
     frame.id = ++id;
     pending.set(id, entry);
     send(frame);
@@ -316,7 +331,7 @@ export function connect(options: ConnectOptions = {}): Connection {
     if (epoch) q.set('epoch', epoch);
     if (token) q.set('token', token);
     held = new Set(plain);
-    ready = resynced = false;
+    ready = resynced = apart = false;
     barrier = null;
     let ws: WebSocketLike;
     try {
@@ -352,6 +367,13 @@ export function connect(options: ConnectOptions = {}): Connection {
       return;
     }
     const r = pending.get(m.id);
+    if (t === 'error' && r?.text && m.error?.code === 'idempotency_in_flight') {
+      // The hub is still committing this publish from before a drop: ask again shortly (same key).
+      pending.delete(m.id);
+      const again = r.text;
+      setTimeout(() => (ready ? (pending.set(m.id, r), socket?.send(again)) : outbox.push([m.id, again, r])), 100);
+      return;
+    }
     if (t === 'ack') {
       if (r) {
         pending.delete(m.id);
@@ -386,7 +408,12 @@ export function connect(options: ConnectOptions = {}): Connection {
     setState('live');
     if (!ready) return; // a state handler closed it
     watch(m.heartbeat_s);
-    for (const p of subs) if (!held.has(p)) subscribeFrame(p, p.includes(',') && sentSince != null && !reset);
+    for (const p of subs)
+      if (!held.has(p)) {
+        const resume = p.includes(',') && sentSince != null && !reset;
+        apart ||= resume;
+        subscribeFrame(p, resume);
+      }
     for (const p of held)
       if (!subs.has(p)) {
         held.delete(p);
@@ -420,7 +447,7 @@ export function connect(options: ConnectOptions = {}): Connection {
     const { type, ...e } = m;
     const s: number = e.seq;
     if ((safe != null && s <= safe) || seen.has(s)) return;
-    if (barrier != null) seen.add(s);
+    if (barrier != null && apart) seen.add(s);
     else safe = s;
     lastSeq = lastSeq == null ? s : Math.max(lastSeq, s);
     if (!RESERVED.includes(e.event)) emit(e.event, e);
@@ -462,7 +489,13 @@ export function connect(options: ConnectOptions = {}): Connection {
     barrier = null;
     clearTimeout(watchdog);
     const gone = fail('disconnected', 'the connection dropped before the hub answered');
-    for (const r of pending.values()) if (!r.sub) r.no(gone);
+    // Publishes in flight go out again first, in order, with their keys: the hub commits each once.
+    const again: [number, string, Entry][] = [];
+    for (const [i, r] of pending) {
+      if (r.text) again.push([i, r.text, r]);
+      else if (!r.sub) r.no(gone);
+    }
+    outbox = [...again, ...outbox];
     pending.clear();
     retry(code);
   }
@@ -515,10 +548,11 @@ export function connect(options: ConnectOptions = {}): Connection {
       return new Promise<PublishAck>((ok, no) => {
         if (closed) return no(fail('closed', 'the connection is closed'));
         const i = ++id;
-        const text = JSON.stringify({ type: 'publish', id: i, channel, event, data });
+        const frame = { type: 'publish', id: i, channel, event, data, idempotency_key: newKey() };
+        const text = JSON.stringify(frame);
         if (text.length > 349525 && new TextEncoder().encode(text).length > 1 << 20)
           return no(fail('payload_too_large', 'the frame is over the 1 MiB limit'));
-        const entry = { ok: (m: any) => ok({ seq: m.seq }), no };
+        const entry: Entry = { ok: (m: any) => ok({ seq: m.seq }), no, text };
         if (ready) {
           pending.set(i, entry);
           socket!.send(text);

@@ -1,18 +1,19 @@
 // The client against the real hub binary: SIGKILL and restart mid-stream with no gap and no duplicate, resume of
-// several channels (whose replays arrive out of seq order), resync on a new data dir and on a pruned log, and
-// publish acks and errors.
+// several channels (replayed together, in seq order), resync on a new data dir and on a pruned log, and publish
+// acks and errors.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { connect } from '../dist/client.js';
 import { Hub, WebSocket, range, until } from '../test-support/hub.mjs';
 
-/** Retries wait exactly `ms` (random() = 1): long enough to publish after a restart before the client is back. */
+/** Retries wait exactly `ms` (random() = 1): long enough to publish after a restart before the client is back (the
+ * restart and the publishes take well under a second here, even on a loaded machine, so give it a few). */
 const fixedBackoff = (ms) => ({ backoff: { base: ms, cap: ms }, random: () => 1 });
 
 test('SIGKILL and restart mid-stream: no gap, no duplicate, lastSeq continuous', async (t) => {
   const hub = await new Hub().start();
   t.after(() => hub.stop());
-  const conn = connect({ url: hub.url, channels: ['test'], WebSocket, ...fixedBackoff(700) });
+  const conn = connect({ url: hub.url, channels: ['test'], WebSocket, ...fixedBackoff(3000) });
   t.after(() => conn.close());
   const got = [];
   const lastSeqs = [];
@@ -69,7 +70,7 @@ test('SIGKILL and restart mid-stream: no gap, no duplicate, lastSeq continuous',
   assert.equal(conn.lastSeq, after.at(-1));
 });
 
-test('several channels and .subscribe(): replays out of seq order still deliver each event once', async (t) => {
+test('several channels and .subscribe(): a resume replays them all at once, each event once, in seq order', async (t) => {
   const hub = await new Hub().start();
   t.after(() => hub.stop());
   const conn = connect({ url: hub.url, channels: ['a', 'b:*'], WebSocket, ...fixedBackoff(600) });
@@ -93,15 +94,14 @@ test('several channels and .subscribe(): replays out of seq order still deliver 
   await hub.kill();
   await until(() => conn.state === 'offline', 5000, 'offline');
   await hub.start();
-  await round(4); // all replayed on reconnect: one replay per pattern, in turn
+  await round(4); // all replayed on reconnect: one replay of every pattern, merged in seq order
   await until(() => conn.state === 'live', 5000, 'live again');
   await round(2);
   await until(() => got.length === mine.length, 5000, 'every event');
   await new Promise((r) => setTimeout(r, 100));
   assert.deepEqual([...got].sort((x, y) => x - y), mine, 'each event of a, b:*, c and global exactly once');
   assert.ok(others.length > 0 && others.every((s) => !got.includes(s)), 'nothing from channels not followed');
-  const ordered = got.every((s, i) => i === 0 || s > got[i - 1]);
-  t.diagnostic(`arrival in seq order: ${ordered} (replays of several patterns may interleave)`);
+  assert.deepEqual(got, mine, 'in strictly increasing seq, replayed and live alike');
   assert.equal(conn.lastSeq, mine.at(-1));
 });
 

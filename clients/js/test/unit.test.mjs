@@ -159,38 +159,62 @@ test('a connection given since and epoch starts with them', () => {
   conn.close();
 });
 
-test('replays of several channels out of seq order: each event once, none lost, even when dropped mid-replay', (t) => {
+test('a resume of several channels is one replay in seq order: dropped mid-replay, it resumes from the highest seq seen', (t) => {
   t.mock.timers.enable({ apis: ['setTimeout'] });
   const conn = connect({ url: 'http://h:1', channels: ['a', 'b'], since: 10, epoch: 'E1', WebSocket: FakeWS, random: () => 0 });
   const got = [];
   conn.on('*', (e) => got.push(e.seq));
   let ws = FakeWS.last;
+  assert.equal(ws.url.searchParams.get('channels'), 'a,b', 'both resumed by the connection itself');
   ws.greet({ epoch: 'E1', last_seq: 20 });
-  const barrier = ws.sentOf('ping').at(-1);
-  assert.ok(barrier?.id != null, 'a ping marks the end of the replays');
-  // The hub replays a's (10, 20], a live event, then b's (10, 20]: not in seq order.
+  ws.event(11, 'a');
+  ws.event(12, 'b');
+  ws.event(13, 'a');
+  ws.event(12, 'b'); // a duplicate (safety net)
+  ws.event(9, 'a'); // at or below since: never
+  assert.deepEqual(got, [11, 12, 13]);
+  assert.equal(conn.lastSeq, 13);
+  ws.drop(4008);
+  t.mock.timers.tick(0);
+  ws = FakeWS.last;
+  assert.equal(ws.url.searchParams.get('since'), '13', 'every event up to the highest seq seen is in');
+  ws.greet({ epoch: 'E1', last_seq: 22 });
+  for (const s of [14, 15, 21, 22]) ws.event(s, s % 2 ? 'a' : 'b');
+  assert.deepEqual(got, [11, 12, 13, 14, 15, 21, 22]);
+  ws.drop(1001);
+  t.mock.timers.tick(0);
+  assert.equal(FakeWS.last.url.searchParams.get('since'), '22');
+  conn.close();
+});
+
+test('a channel resumed apart (a name with a comma) keeps each event once until its replay ends', (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout'] });
+  const conn = connect({ url: 'http://h:1', channels: ['a', 'b,c'], since: 10, epoch: 'E1', WebSocket: FakeWS, random: () => 0 });
+  const got = [];
+  conn.on('*', (e) => got.push(e.seq));
+  let ws = FakeWS.last;
+  ws.greet({ epoch: 'E1', last_seq: 20 });
+  const frame = ws.sentOf('subscribe').at(-1);
+  assert.deepEqual([frame.channel, frame.since], ['b,c', 10], 'the comma channel resumes by frame');
+  assert.ok(ws.sentOf('ping').at(-1)?.id != null, 'a ping marks the end of the replays');
+  // The connection's replay of a, a live event, then the frame's replay of b,c: not in seq order.
   ws.event(11, 'a');
   ws.event(13, 'a');
   ws.event(21, 'a');
-  ws.event(12, 'b');
-  ws.event(21, 'a'); // a duplicate (safety net)
-  ws.event(9, 'a'); // at or below since: never
+  ws.event(12, 'b,c');
+  ws.event(21, 'a');
   assert.deepEqual(got, [11, 13, 21, 12]);
-  assert.equal(conn.lastSeq, 21);
   // Dropped before the replays ended: resume from the last point known complete, not from the highest seq seen.
   ws.drop(4008);
   t.mock.timers.tick(0);
   ws = FakeWS.last;
   assert.equal(ws.url.searchParams.get('since'), '10');
   ws.greet({ epoch: 'E1', last_seq: 22 });
-  for (const s of [11, 13, 14, 21, 12, 15, 22]) ws.event(s, s % 2 ? 'a' : 'b');
+  for (const s of [11, 13, 14, 21, 12, 15, 22]) ws.event(s, s % 2 ? 'a' : 'b,c');
   assert.deepEqual(got, [11, 13, 21, 12, 14, 15, 22]);
-  // The replays are over: everything up to here is in, so the next resume starts here.
   ws.frame({ type: 'pong', id: ws.sentOf('ping').at(-1).id });
   assert.equal(conn.lastSeq, 22);
-  ws.event(22, 'a');
   ws.event(23, 'a');
-  assert.deepEqual(got, [11, 13, 21, 12, 14, 15, 22, 23]);
   ws.drop(1001);
   t.mock.timers.tick(0);
   assert.equal(FakeWS.last.url.searchParams.get('since'), '23');
@@ -243,13 +267,15 @@ test('resync: recovered:false in the same epoch (pruned) moves on from the hub p
   conn.close();
 });
 
-test('publish: resolves with the seq, rejects with the hub error; waits while offline; in flight at a drop rejects', async (t) => {
+test('publish: resolves with the seq, rejects with the hub error; waits while offline; in flight at a drop goes again with its key', async (t) => {
   t.mock.timers.enable({ apis: ['setTimeout'] });
   const conn = connect({ url: 'http://h:1', WebSocket: FakeWS, random: () => 0 });
   const queued = conn.publish('p', 'made-while-connecting', { x: 1 });
   FakeWS.last.greet();
   const [f1] = FakeWS.last.sentOf('publish');
-  assert.deepEqual({ ...f1, id: 0 }, { type: 'publish', id: 0, channel: 'p', event: 'made-while-connecting', data: { x: 1 } });
+  assert.equal(typeof f1.idempotency_key, 'string');
+  assert.deepEqual({ ...f1, id: 0, idempotency_key: 'k' },
+    { type: 'publish', id: 0, channel: 'p', event: 'made-while-connecting', data: { x: 1 }, idempotency_key: 'k' });
   FakeWS.last.frame({ type: 'ack', id: f1.id, ok: true, seq: 77 });
   assert.deepEqual(await queued, { seq: 77 });
 
@@ -258,17 +284,24 @@ test('publish: resolves with the seq, rejects with the hub error; waits while of
   FakeWS.last.frame({ type: 'error', id: f2.id, error: { code: 'invalid_field', message: 'event: must be …' } });
   await assert.rejects(bad, (e) => e instanceof SwitchboardError && e.code === 'invalid_field' && e.message === 'event: must be …');
 
-  const lost = conn.publish('p', 'in-flight');
+  const inFlight = conn.publish('p', 'in-flight');
+  const sent = FakeWS.last.sentOf('publish').at(-1);
   FakeWS.last.drop();
-  await assert.rejects(lost, { code: 'disconnected' });
   const later = conn.publish('p', 'while-offline');
   t.mock.timers.tick(0);
   assert.equal(FakeWS.last.sent.length, 0, 'nothing is sent before the greeting');
   FakeWS.last.greet();
-  const f3 = FakeWS.last.sentOf('publish').at(-1);
+  const [again, f3] = FakeWS.last.sentOf('publish');
+  assert.deepEqual(again, sent, 'the one in flight goes first, the same frame with the same key');
   assert.equal(f3.event, 'while-offline');
-  FakeWS.last.frame({ type: 'ack', id: f3.id, ok: true, seq: 78 });
-  assert.deepEqual(await later, { seq: 78 });
+  // The hub is still committing the first try: it says so, and the client asks again with the same key.
+  FakeWS.last.frame({ type: 'error', id: again.id, error: { code: 'idempotency_in_flight', message: 'busy' } });
+  t.mock.timers.tick(100);
+  assert.deepEqual(FakeWS.last.sentOf('publish').at(-1), sent);
+  FakeWS.last.frame({ type: 'ack', id: again.id, ok: true, seq: 78 });
+  FakeWS.last.frame({ type: 'ack', id: f3.id, ok: true, seq: 79 });
+  assert.deepEqual(await inFlight, { seq: 78 });
+  assert.deepEqual(await later, { seq: 79 });
 
   const big = conn.publish('p', 'big', 'x'.repeat(1 << 20));
   await assert.rejects(big, { code: 'payload_too_large' });

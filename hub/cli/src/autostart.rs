@@ -1,5 +1,5 @@
-//! `switchboard mcp` finds its hub: the one answering at the URL, or a `switchboard serve` it starts in the
-//! background on the same data dir and waits for.
+//! `switchboard mcp` finds its hub: the one answering at the URL, the one running on the data dir (its lock file
+//! says where), or a `switchboard serve` it starts in the background on the same data dir and waits for.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -44,14 +44,24 @@ fn loopback_port(url: &str) -> Option<u16> {
         .flatten()
 }
 
-/// Makes sure a hub answers at `url`, starting `switchboard serve` in the background if none does.
+/// The URL of the hub that holds `data_dir`'s lock, if it answers there.
+async fn hub_of(data_dir: &Path) -> Option<String> {
+    let url = switchboard_server::lock::running_hub(data_dir)?.url?;
+    hub_answers(&url).await.then_some(url)
+}
+
+/// Finds the hub to talk to: the one answering at `url`, else the one running on `data_dir`, else one it starts
+/// with `switchboard serve` in the background. Returns its URL.
 ///
 /// # Errors
 /// When the URL is not a loopback `http://` URL with no hub behind it, or the started hub does not come up; the
 /// message says why (with the end of the hub's log).
-pub async fn ensure_hub(url: &str, data_dir: &Path, config: Option<&Path>) -> Result<()> {
+pub async fn ensure_hub(url: &str, data_dir: &Path, config: Option<&Path>) -> Result<String> {
     if hub_answers(url).await {
-        return Ok(());
+        return Ok(url.to_owned());
+    }
+    if let Some(found) = hub_of(data_dir).await {
+        return Ok(found);
     }
     let Some(port) = loopback_port(url) else {
         bail!(
@@ -87,12 +97,15 @@ pub async fn ensure_hub(url: &str, data_dir: &Path, config: Option<&Path>) -> Re
     let deadline = Instant::now() + START_TIMEOUT;
     loop {
         if hub_answers(url).await {
-            return Ok(());
+            return Ok(url.to_owned());
         }
         if let Some(status) = child.try_wait()? {
-            // Another bridge may have won the race for the port: use its hub.
+            // Another bridge may have won the race for the port or the data dir: use its hub.
             if hub_answers(url).await {
-                return Ok(());
+                return Ok(url.to_owned());
+            }
+            if let Some(found) = hub_of(data_dir).await {
+                return Ok(found);
             }
             let log = std::fs::read_to_string(&log_path).unwrap_or_default();
             let tail: Vec<&str> = log

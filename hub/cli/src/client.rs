@@ -19,12 +19,29 @@ pub struct HubClient {
     http: reqwest::Client,
 }
 
+/// How often a mutation is sent before its failure is reported: each try with the same `Idempotency-Key`, so the
+/// hub does it once however many of them reach it.
+const TRIES: u32 = 5;
+
+/// Whether a try's outcome is worth another: the hub was not reached, answered nothing, was busy with the same key,
+/// or could not reach its store. Anything else (2xx, a refusal) is the answer.
+fn retryable(status: Option<reqwest::StatusCode>) -> bool {
+    status.is_none_or(|s| {
+        s == reqwest::StatusCode::CONFLICT
+            || s == reqwest::StatusCode::BAD_GATEWAY
+            || s == reqwest::StatusCode::SERVICE_UNAVAILABLE
+            || s == reqwest::StatusCode::GATEWAY_TIMEOUT
+    })
+}
+
 impl HubClient {
-    /// `--hub` / `SWITCHBOARD_URL`, else the file's `hub`, else `http://127.0.0.1:4747`; the token from
-    /// `SWITCHBOARD_TOKEN`, else `<data dir>/token` if readable.
+    /// `--hub` / `SWITCHBOARD_URL`, else the file's `hub`, else the hub running on `data_dir` (its lock file says
+    /// where), else `http://127.0.0.1:4747`; the token from `SWITCHBOARD_TOKEN`, else `<data dir>/token` if
+    /// readable.
     pub fn new(hub: Option<String>, token: Option<String>, data_dir: &Path) -> Self {
         let base = hub
-            .unwrap_or_else(|| "http://127.0.0.1:4747".into())
+            .or_else(|| switchboard_server::lock::running_hub(data_dir).and_then(|h| h.url))
+            .unwrap_or_else(|| crate::DEFAULT_HUB_URL.into())
             .trim_end_matches('/')
             .to_owned();
         let token = token
@@ -47,7 +64,8 @@ impl HubClient {
         self.call_with(method, path, &[], body, headers).await
     }
 
-    /// A request with `query` parameters, URL-encoded.
+    /// A request with `query` parameters, URL-encoded. A mutation carries an `Idempotency-Key` and is sent again
+    /// (up to [`TRIES`] times, backing off) when the hub could not be reached or asked for a retry.
     async fn call_with(
         &self,
         method: reqwest::Method,
@@ -56,27 +74,8 @@ impl HubClient {
         body: Option<Value>,
         headers: &[(&str, String)],
     ) -> Result<Value> {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .query(query);
-        if let Some(t) = &self.token {
-            req = req.bearer_auth(t);
-        }
-        for (k, v) in headers {
-            req = req.header(*k, v);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let res = req.send().await.with_context(|| {
-            format!(
-                "no hub answers at {} (is `switchboard serve` running?)",
-                self.base
-            )
-        })?;
-        let status = res.status();
-        let text = res.text().await?;
+        let body = body.map(|b| serde_json::to_vec(&b)).transpose()?;
+        let (status, text) = self.send(method, path, query, body, headers).await?;
         let v: Value = if text.is_empty() {
             Value::Null
         } else {
@@ -90,6 +89,69 @@ impl HubClient {
             bail!("{status}: {code}: {msg}");
         }
         Ok(v)
+    }
+
+    /// Sends the request (a mutation with a key of its own, retried), and returns the last status and body.
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<Vec<u8>>,
+        headers: &[(&str, String)],
+    ) -> Result<(reqwest::StatusCode, String)> {
+        let mutation = method != reqwest::Method::GET;
+        let key = mutation.then(|| uuid::Uuid::new_v4().to_string());
+        let tries = if mutation { TRIES } else { 1 };
+        let mut pause = Duration::from_millis(200);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut req = self.request(method.clone(), path).query(query);
+            if let Some(k) = &key {
+                req = req.header("idempotency-key", k);
+            }
+            for (k, v) in headers {
+                req = req.header(*k, v);
+            }
+            if let Some(b) = &body {
+                req = req
+                    .header("content-type", "application/json")
+                    .body(b.clone());
+            }
+            let outcome = match req.send().await {
+                Ok(res) => {
+                    let status = res.status();
+                    res.text()
+                        .await
+                        .map(|t| (status, t))
+                        .map_err(|e| (Some(status), e))
+                }
+                Err(e) => Err((None, e)),
+            };
+            let last = attempt >= tries;
+            match outcome {
+                Ok((status, text)) if last || !retryable(Some(status)) => {
+                    return Ok((status, text));
+                }
+                Err((_, e)) if last => {
+                    return Err(e).with_context(|| {
+                        format!(
+                            "no hub answers at {} (is `switchboard serve` running?)",
+                            self.base
+                        )
+                    });
+                }
+                _ => {}
+            }
+            tracing::info!(
+                attempt,
+                path,
+                "the hub did not answer; trying again with the same Idempotency-Key"
+            );
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(2));
+        }
     }
 
     /// A request to `path` with the token, for callers that read the answer themselves (streams).
@@ -106,17 +168,12 @@ impl HubClient {
         &self.base
     }
 
-    /// `POST path` with a body already serialised as JSON (bulk uploads).
+    /// `POST path` with a body already serialised as JSON (bulk uploads), keyed and retried like every mutation.
     pub async fn post_raw(&self, path: &str, body: Vec<u8>) -> Result<Value> {
-        let res = self
-            .request(reqwest::Method::POST, path)
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .with_context(|| format!("no hub answers at {}", self.base))?;
-        let status = res.status();
-        let v: Value = res.json().await.unwrap_or(Value::Null);
+        let (status, text) = self
+            .send(reqwest::Method::POST, path, &[], Some(body), &[])
+            .await?;
+        let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         if !status.is_success() {
             let msg = v["error"]["message"].as_str().unwrap_or("").to_owned();
             let code = v["error"]["code"].as_str().unwrap_or("error");

@@ -51,6 +51,10 @@ pub struct ServeArgs {
     /// Close a WebSocket that sent nothing, not even a pong, for this many seconds [default: 60].
     #[arg(long, env = "SWITCHBOARD_IDLE_TIMEOUT_S")]
     pub idle_timeout_s: Option<u64>,
+    /// Close an MCP session with no request and no open stream for this many seconds, freeing its connection
+    /// slot; the IDE initializes again when it comes back [default: 1800].
+    #[arg(long, env = "SWITCHBOARD_MCP_IDLE_TIMEOUT_S")]
+    pub mcp_idle_timeout_s: Option<u64>,
     /// Events one connection may have queued before it is closed with 4008 [default: 4096].
     #[arg(long, env = "SWITCHBOARD_QUEUE_CAPACITY")]
     pub queue_capacity: Option<usize>,
@@ -102,6 +106,7 @@ pub struct FileConfig {
     pub max_connections: Option<usize>,
     pub heartbeat_s: Option<u64>,
     pub idle_timeout_s: Option<u64>,
+    pub mcp_idle_timeout_s: Option<u64>,
     pub queue_capacity: Option<usize>,
     pub retention_events: Option<u64>,
     pub retention_days: Option<u64>,
@@ -204,6 +209,9 @@ pub fn server_config(
     }
     if let Some(t) = args.idle_timeout_s.or(file.idle_timeout_s) {
         c.idle_timeout = std::time::Duration::from_secs(t.max(1));
+    }
+    if let Some(t) = args.mcp_idle_timeout_s.or(file.mcp_idle_timeout_s) {
+        c.mcp_idle_timeout = std::time::Duration::from_secs(t.max(1));
     }
     if let Some(q) = args.queue_capacity.or(file.queue_capacity) {
         c.queue_capacity = q;

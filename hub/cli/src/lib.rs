@@ -20,6 +20,9 @@ pub mod logging;
 pub mod recording;
 pub mod types;
 
+/// One hub per data dir: its lock file, with the holder's pid and URL.
+pub use switchboard_server::lock;
+
 use std::path::{Path, PathBuf};
 
 use axum::Router;
@@ -50,7 +53,8 @@ pub fn mcp_routes(state: &AppState, shutdown: CancellationToken) -> Router {
     let info = switchboard_mcp::McpInfo {
         url: state.url.clone(),
     };
-    switchboard_mcp::router(state.hub.clone(), info, target, shutdown)
+    let idle = state.config.mcp_idle_timeout;
+    switchboard_mcp::router(state.hub.clone(), info, target, shutdown, idle)
 }
 
 /// The command an IDE should run for `switchboard mcp`: `switchboard` when that is on `PATH` (and is this binary,

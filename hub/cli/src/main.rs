@@ -243,10 +243,13 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     let file = config::load_file(&cli.common)?;
     let data_dir = config::data_dir(&cli.common, &file);
     let client = |h: HubArgs| HubClient::new(h.hub.or(file.hub.clone()), h.token, &data_dir);
+    // Flag or env, then the file, then the hub running on this data dir (its lock file says where), then the
+    // default.
     let hub_url = |h: &HubArgs| {
         h.hub
             .clone()
             .or(file.hub.clone())
+            .or_else(|| switchboard_server::lock::running_hub(&data_dir).and_then(|l| l.url))
             .unwrap_or_else(|| DEFAULT_HUB_URL.into())
             .trim_end_matches('/')
             .to_owned()
@@ -260,8 +263,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => return serve(args, cli.common).await,
         Command::Mcp { hub } => {
-            let url = hub_url(&hub);
-            autostart::ensure_hub(&url, &data_dir, cli.common.config.as_deref()).await?;
+            let url =
+                autostart::ensure_hub(&hub_url(&hub), &data_dir, cli.common.config.as_deref())
+                    .await?;
             // Read after the hub is up: a hub it just started may have just written the token.
             switchboard_mcp::bridge::run(&format!("{url}/mcp"), token(&hub)).await?;
         }

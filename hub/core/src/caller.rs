@@ -29,19 +29,23 @@
 //! hub's own: nobody publishes them.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use crate::auth::{Principal, Secret};
+use bytes::Bytes;
+
 use crate::bus::{
-    Bus, ChannelSnapshot, ClientInfo, ClientSnapshot, Resume, Session, SessionHandle,
+    Bus, ChannelSnapshot, ClientInfo, ClientSnapshot, Resume, Session, SessionHandle, Subscribed,
 };
 use crate::error::{Error, Result};
 use crate::hub::{Hub, Published};
+use crate::idempotency::{CallerKey, KEY_TTL, KeyRecord, RequestKey};
 use crate::limits::{DEFAULT_EVENTS_PAGE, MAX_AGENTS_PAGE, MAX_BATCH_AGENTS, MAX_EVENTS_PAGE};
 use crate::model::{
     Agent, AgentPage, AgentPatch, AgentQuery, EventDraft, EventsPage, EventsQuery, NewAgent,
-    NewEvent, Pattern, Scope, Source, check_channel,
+    NewEvent, Pattern, Reach, Scope, Source, check_channel,
 };
-use crate::store::Write;
+use crate::store::{Committed, Write};
 
 mod ask;
 mod log;
@@ -51,12 +55,14 @@ mod watch;
 /// Longest question, in characters.
 const MAX_QUESTION_CHARS: usize = 4000;
 
-/// A caller of the hub: who it is and what it causes. Cheap to clone.
+/// A caller of the hub: who it is and what it causes, and the `Idempotency-Key` of its request, if it sent one.
+/// Cheap to clone.
 #[derive(Clone)]
 pub struct Caller {
     hub: Hub,
     principal: Principal,
     source: Source,
+    key: Option<Arc<CallerKey>>,
 }
 
 fn agent_channel(id: &str) -> Pattern {
@@ -73,7 +79,75 @@ impl Caller {
             hub,
             principal,
             source,
+            key: None,
         }
+    }
+
+    /// This caller, for one request sent with an `Idempotency-Key` (SPEC §3): its write is done once. A retry with
+    /// the same key (from the same caller, on the same method and path) and the same body gets the first outcome
+    /// and changes nothing; with another body it is 422 `idempotency_conflict`; while the first is still being
+    /// written, 409 `idempotency_in_flight`. The key is kept with the write, in its transaction, for 24 hours.
+    pub fn with_idempotency_key(&self, key: RequestKey) -> Caller {
+        Caller {
+            key: Some(CallerKey::new(&self.principal, key)),
+            ..self.clone()
+        }
+    }
+
+    /// Whether this caller's keyed write was done before, so what it answered is the first outcome again.
+    pub fn replayed(&self) -> bool {
+        self.key.as_ref().is_some_and(|k| k.replayed())
+    }
+
+    /// The record of this caller's key as the writer checks it, stamped with the hub's clock.
+    fn key_record(&self, key: &CallerKey) -> Result<KeyRecord> {
+        let now = self.hub.now();
+        let ttl = chrono::Duration::from_std(KEY_TTL).map_err(Error::internal)?;
+        let stamp = |t: chrono::DateTime<chrono::Utc>| {
+            t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        };
+        Ok(KeyRecord {
+            id: key.id.clone(),
+            body: key.body.clone(),
+            at: stamp(now),
+            expired_by: stamp(now - ttl),
+        })
+    }
+
+    /// For a keyed caller whose write was done before: what it answered, read before any check that the first write
+    /// changed the answer of (a question answered once is no longer pending). The writer checks again.
+    ///
+    /// # Errors
+    /// 422 `idempotency_conflict` for the same key with another body.
+    pub(crate) async fn done_before(&self) -> Result<Option<Committed>> {
+        let Some(key) = &self.key else {
+            return Ok(None);
+        };
+        let kept = self.hub.reader().kept_key(key.id.clone()).await?;
+        let first = self.key_record(key)?.check(kept)?;
+        Ok(first.map(|o| {
+            key.mark_replayed();
+            Committed::replay(o)
+        }))
+    }
+
+    /// Hands `w` to the writer; with a key, as a keyed write, claimed on this hub while it is written.
+    pub(crate) async fn write(&self, w: Write) -> Result<Committed> {
+        let Some(key) = &self.key else {
+            return self.hub.write(w).await;
+        };
+        let _claim = self.hub.keys_in_flight().claim(&key.id)?;
+        let record = self.key_record(key)?;
+        let c = self.hub.write(Write::Keyed(Box::new(w), record)).await?;
+        if c.replayed.is_some() {
+            key.mark_replayed();
+        }
+        Ok(c)
+    }
+
+    /// Commits one checked event (keyed, if this caller is) and hands it to subscribers.
+    pub(crate) async fn commit(&self, draft: EventDraft) -> Result<Published> {
+        Published::of(&self.write(Write::Publish(vec![draft])).await?)
     }
 
     /// Who is calling.
@@ -130,7 +204,7 @@ impl Caller {
     /// 403 without publish on `agent:*`; 422 naming a bad field.
     pub async fn create_agent(&self, new: NewAgent) -> Result<Agent> {
         self.principal.may_publish(&all_agents())?;
-        let c = self.hub.write(Write::CreateAgent(new, self.source)).await?;
+        let c = self.write(Write::CreateAgent(new, self.source)).await?;
         c.agent
             .ok_or_else(|| Error::internal("create returned no agent"))
     }
@@ -150,7 +224,6 @@ impl Caller {
             ));
         }
         Ok(self
-            .hub
             .write(Write::CreateAgents(new, self.source))
             .await?
             .agents)
@@ -174,7 +247,7 @@ impl Caller {
             expected_version: if_match,
             source: self.source,
         };
-        let c = self.hub.write(w).await?;
+        let c = self.write(w).await?;
         c.agent
             .ok_or_else(|| Error::internal("update returned no agent"))
     }
@@ -189,7 +262,7 @@ impl Caller {
             id: id.to_owned(),
             source: self.source,
         };
-        let c = self.hub.write(w).await?;
+        let c = self.write(w).await?;
         c.agent
             .ok_or_else(|| Error::internal("delete returned no agent"))
     }
@@ -220,10 +293,10 @@ impl Caller {
     pub fn publish(
         &self,
         ev: NewEvent,
-    ) -> impl Future<Output = Result<Published>> + Send + 'static {
+    ) -> impl Future<Output = Result<Published>> + Send + 'static + use<> {
         let draft = self.draft(ev);
-        let hub = self.hub.clone();
-        async move { hub.commit(draft?).await }
+        let this = self.clone();
+        async move { this.commit(draft?).await }
     }
 
     /// [`Caller::publish`], except that connection `except` (a Pusher `socket_id`) does not get the event live.
@@ -236,12 +309,37 @@ impl Caller {
             d.except = except;
             d
         });
-        let hub = self.hub.clone();
-        async move { hub.commit(draft?).await }
+        let this = self.clone();
+        async move { this.commit(draft?).await }
+    }
+
+    /// The scope of a comma-separated list of patterns (`agent:*,project:42`), each checked: a read of several
+    /// merges them in `seq` order.
+    ///
+    /// # Errors
+    /// 422 for a bad or empty pattern; 403 for one out of reach.
+    fn scope_of(&self, list: &str) -> Result<Scope> {
+        let reach = list
+            .split(',')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(|c| {
+                let pattern = Pattern::parse(c)?;
+                let private_ok = self.principal.may_subscribe(&pattern)?;
+                Ok(Reach {
+                    pattern,
+                    private_ok,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if reach.is_empty() {
+            return Err(Error::invalid("channel", "names no channel or pattern"));
+        }
+        Ok(Scope(reach))
     }
 
     /// A page of the log: after `since` oldest first, or the newest `limit`. Without a channel, everything the
-    /// caller may read.
+    /// caller may read; with several (comma-separated), their events merged in `seq` order.
     ///
     /// # Errors
     /// 403 for a channel out of reach; 422 for a bad pattern or limit.
@@ -255,11 +353,7 @@ impl Caller {
         }
         let scope = match q.channel.as_deref() {
             None => self.principal.scope(),
-            Some(c) => {
-                let p = Pattern::parse(c)?;
-                let private_ok = self.principal.may_subscribe(&p)?;
-                Scope::one(p, private_ok)
-            }
+            Some(list) => self.scope_of(list)?,
         };
         // Read before the query, so a client that resumes from `last_seq` misses nothing committed meanwhile.
         let last_seq = self.hub.last_seq();
@@ -276,23 +370,36 @@ impl Caller {
     }
 
     /// Opens a client connection. It counts against the connection cap. `setup` runs first, on the registered
-    /// session: the transport queues its greeting and subscribes what the client asked for at connect time (an
-    /// error there closes the session again). Then the session joins `global` and (for a JWT with a `sub`)
-    /// `user:<sub>`, resuming them from `resume` too.
+    /// session: the transport queues its greeting. Then the session subscribes to `channels` (what the client
+    /// asked for at connect time), `global` and (for a JWT with a `sub`) `user:<sub>`, all at once: with
+    /// `resume.since`, one replay covers every one of them in `seq` order (SPEC §4, one order for a resume).
+    /// `ack` makes the transport's acknowledgement of each of `channels` (not of the joins); it is queued ahead
+    /// of the replay. An error closes the session again.
     ///
     /// # Errors
-    /// `Unavailable` (`too_many_connections`) at the connection cap, or what `setup` returned.
+    /// `Unavailable` (`too_many_connections`) at the connection cap, 403 for a channel out of reach, 422 past the
+    /// subscription limit, or what `setup` returned.
     pub fn open(
         &self,
         info: ClientInfo,
+        channels: &[Pattern],
         resume: &Resume,
         setup: impl FnOnce(&SessionHandle) -> Result<()>,
+        mut ack: impl FnMut(&Pattern, Subscribed) -> Option<Bytes>,
     ) -> Result<Session> {
         let session = self.hub.bus().connect(self.clone(), info)?;
         setup(session.handle())?;
-        for p in self.principal.joins() {
-            session.subscribe(p, resume, |_| None)?;
-        }
+        let asked = channels.len();
+        let all: Vec<Pattern> = channels
+            .iter()
+            .cloned()
+            .chain(self.principal.joins())
+            .collect();
+        let mut n = 0;
+        session.subscribe_all(&all, resume, |p, s| {
+            n += 1;
+            if n <= asked { ack(p, s) } else { None }
+        })?;
         Ok(session)
     }
 
@@ -319,9 +426,7 @@ impl Caller {
                 .map(|r| r.pattern)
                 .collect(),
         };
-        for p in patterns {
-            session.subscribe(p, resume, |_| None)?;
-        }
+        session.subscribe_all(&patterns, resume, |_, _| None)?;
         Ok(session)
     }
 

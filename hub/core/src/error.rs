@@ -15,6 +15,8 @@ pub enum ErrorKind {
     NotFound,
     /// `expected_version` / `If-Match` did not match (HTTP 412).
     Conflict,
+    /// The same request (by its `Idempotency-Key`) is still being processed (HTTP 409).
+    InProgress,
     /// A body, payload or field is over its size limit (HTTP 413).
     TooLarge,
     /// Credentials missing or wrong (HTTP 401).
@@ -39,6 +41,7 @@ impl ErrorKind {
             ErrorKind::Invalid => 422,
             ErrorKind::NotFound => 404,
             ErrorKind::Conflict => 412,
+            ErrorKind::InProgress => 409,
             ErrorKind::TooLarge => 413,
             ErrorKind::Unauthorized => 401,
             ErrorKind::Forbidden => 403,
@@ -87,6 +90,10 @@ impl Error {
             "invalid_field",
             format!("{field}: {why}"),
         )
+    }
+    /// The request is well-formed but cannot be taken, for the reason `code` names (HTTP 422).
+    pub fn invalid_with(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Invalid, code, message)
     }
     /// The thing named does not exist.
     pub fn not_found(what: impl Into<String>) -> Self {

@@ -12,6 +12,7 @@ use crate::auth::{Auth, Principal, Secret, load_or_create_token};
 use crate::bus::{Bus, BusConfig, BusStats, ChannelSnapshot};
 use crate::caller::Caller;
 use crate::error::{Error, Result};
+use crate::idempotency::InFlight;
 use crate::model::{EventDraft, Source};
 use crate::presence::Presence;
 use crate::pusher::{PusherApp, PusherConfig};
@@ -69,6 +70,20 @@ pub struct Published {
     pub delivered: usize,
 }
 
+impl Published {
+    /// The outcome of a write that published (at least) one event. A keyed write done before reports its first
+    /// seq, delivered to nobody now.
+    pub(crate) fn of(c: &Committed) -> Result<Self> {
+        let seq = c
+            .first_seq()
+            .ok_or_else(|| Error::internal("publish returned no event"))?;
+        Ok(Published {
+            seq,
+            delivered: c.delivered.first().copied().unwrap_or(0),
+        })
+    }
+}
+
 /// Cheap-to-clone handle on the running hub core.
 #[derive(Clone)]
 pub struct Hub {
@@ -87,6 +102,10 @@ impl WeakHub {
 
 struct HubInner {
     questions: Questions,
+    /// The `Idempotency-Key`s this hub is writing now.
+    keys: InFlight,
+    /// The hub's clock, as wall time at start plus tokio's monotonic time since (so tests can pause it).
+    clock: (chrono::DateTime<chrono::Utc>, tokio::time::Instant),
     writer: Box<dyn LogWriter>,
     bus: Bus,
     auth: Auth,
@@ -122,6 +141,8 @@ impl Hub {
         let hub = Hub {
             inner: Arc::new(HubInner {
                 questions: Questions::default(),
+                keys: InFlight::default(),
+                clock: (chrono::Utc::now(), tokio::time::Instant::now()),
                 writer,
                 bus,
                 auth: Auth::new(token, config.require_token),
@@ -271,6 +292,17 @@ impl Hub {
         &self.inner.auth
     }
 
+    /// Now, by the hub's clock: the wall time when it opened, moved on by tokio's clock (which tests can pause and
+    /// advance).
+    pub(crate) fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        let (wall, at) = self.inner.clock;
+        wall + chrono::Duration::from_std(at.elapsed()).unwrap_or(chrono::Duration::zero())
+    }
+
+    pub(crate) fn keys_in_flight(&self) -> &InFlight {
+        &self.inner.keys
+    }
+
     /// Queues a write for the writer thread and waits for its commit.
     pub(crate) async fn write(&self, w: Write) -> Result<Committed> {
         self.inner.writer.write(w).await
@@ -278,15 +310,7 @@ impl Hub {
 
     /// Commits one checked event and hands it to subscribers.
     pub(crate) async fn commit(&self, draft: EventDraft) -> Result<Published> {
-        let c = self.write(Write::Publish(vec![draft])).await?;
-        let ev = c
-            .events
-            .first()
-            .ok_or_else(|| Error::internal("publish returned no event"))?;
-        Ok(Published {
-            seq: ev.seq(),
-            delivered: c.delivered.first().copied().unwrap_or(0),
-        })
+        Published::of(&self.write(Write::Publish(vec![draft])).await?)
     }
 
     /// Runs retention once; returns how many events it removed.

@@ -16,6 +16,7 @@
 //! - [`presence`]: who is in each `presence-` channel, and who each connection signed in as.
 //! - [`github`]: GitHub webhook deliveries: the `X-Hub-Signature-256` check and the mapping to project events.
 //! - [`questions`]: pending `ask_user` questions; the first answer from any transport wins.
+//! - [`idempotency`]: `Idempotency-Key`s: a retried write is done once, its first outcome kept with it in the store.
 //! - [`watcher`]: the file watcher: roots, ignore rules, notifications as `file.*` events on `files`.
 //! - [`limits`]: every size, count and rate limit, once.
 //! - [`error`]: [`Error`] with stable codes and one JSON shape; transports map [`ErrorKind`] to their statuses.
@@ -29,6 +30,7 @@ pub mod error;
 pub mod fuzz;
 pub mod github;
 pub mod hub;
+pub mod idempotency;
 pub mod limits;
 pub mod model;
 pub mod presence;
@@ -45,6 +47,7 @@ pub use bus::{
 pub use caller::Caller;
 pub use error::{Error, ErrorKind, Result};
 pub use hub::{Hub, HubConfig, Published};
+pub use idempotency::RequestKey;
 pub use model::{
     Agent, AgentPage, AgentPatch, AgentQuery, Event, EventsPage, EventsQuery, NewAgent, NewEvent,
     Pattern, Source,

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use switchboard_core::{
-    Ask, Caller, ClientInfo, EventsQuery, Hub, HubConfig, NewEvent, Pattern, Principal, Resume,
-    Retention, Session, Source, StoreConfig,
+    Ask, Caller, ClientInfo, EventsQuery, Hub, HubConfig, NewAgent, NewEvent, Pattern, Principal,
+    RequestKey, Resume, Retention, Session, Source, StoreConfig,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -171,6 +171,51 @@ async fn retention_runs_at_start_and_then_on_its_schedule() {
     }
     stop.cancel();
     task.await.unwrap();
+    hub.shutdown().await;
+}
+
+/// An `Idempotency-Key` answers its first outcome for 24 hours, by the hub's clock; after that the same request is
+/// a new one.
+#[tokio::test(start_paused = true)]
+async fn an_idempotency_key_expires_after_24_hours() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hub = hub(tmp.path(), 1000).await;
+    let key = || RequestKey::new("k-day", "POST", "/api/agents", b"{\"name\":\"a\"}").unwrap();
+    let keyed = || owner(&hub).with_idempotency_key(key());
+    let new = || NewAgent {
+        name: "a".into(),
+        ..Default::default()
+    };
+    let hold = hold_clock();
+    let first = keyed().create_agent(new()).await.unwrap();
+    drop(hold);
+    tokio::time::advance(Duration::from_secs(24 * 3600 - 60)).await;
+    let hold = hold_clock();
+    let again = keyed();
+    assert_eq!(
+        again.create_agent(new()).await.unwrap(),
+        first,
+        "a minute before the day is up"
+    );
+    assert!(again.replayed());
+    drop(hold);
+    tokio::time::advance(Duration::from_secs(61)).await;
+    let _hold = hold_clock();
+    let later = keyed();
+    let second = later.create_agent(new()).await.unwrap();
+    assert_ne!(
+        second.id, first.id,
+        "a day later the key is forgotten: a new agent"
+    );
+    assert!(!later.replayed());
+    // And the new outcome is the one kept from then on.
+    assert_eq!(keyed().create_agent(new()).await.unwrap(), second);
+    let agents = owner(&hub)
+        .list_agents(Default::default())
+        .await
+        .unwrap()
+        .agents;
+    assert_eq!(agents.len(), 2);
     hub.shutdown().await;
 }
 
@@ -460,7 +505,13 @@ async fn private_questions_and_channels_stay_with_those_who_may_read_them() {
         "forbidden"
     );
     let mut s = chat
-        .open(ClientInfo::new("test"), &Resume::default(), |_| Ok(()))
+        .open(
+            ClientInfo::new("test"),
+            &[],
+            &Resume::default(),
+            |_| Ok(()),
+            |_, _| None,
+        )
         .unwrap();
     assert_eq!(s.subscriptions().len(), 2, "global and user:u");
     owner
@@ -484,19 +535,37 @@ async fn the_connection_cap_counts_every_session() {
     let hub = Hub::open(cfg).await.unwrap();
     let c = owner(&hub);
     let a = c
-        .open(ClientInfo::new("ws"), &Resume::default(), |_| Ok(()))
+        .open(
+            ClientInfo::new("ws"),
+            &[],
+            &Resume::default(),
+            |_| Ok(()),
+            |_, _| None,
+        )
         .unwrap();
     let _b = c
         .follow(ClientInfo::new("mcp"), None, &Resume::default())
         .unwrap();
     let e = c
-        .open(ClientInfo::new("sse"), &Resume::default(), |_| Ok(()))
+        .open(
+            ClientInfo::new("sse"),
+            &[],
+            &Resume::default(),
+            |_| Ok(()),
+            |_, _| None,
+        )
         .err()
         .unwrap();
     assert_eq!(e.code(), "too_many_connections");
     drop(a);
     assert!(
-        c.open(ClientInfo::new("sse"), &Resume::default(), |_| Ok(()))
-            .is_ok()
+        c.open(
+            ClientInfo::new("sse"),
+            &[],
+            &Resume::default(),
+            |_| Ok(()),
+            |_, _| None
+        )
+        .is_ok()
     );
 }

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::ServerConfig;
+use crate::lock::{DataDirLock, LockError};
 use crate::peer::Peer;
 use crate::security::{Policy, guard, ip_limiter};
 use crate::state::{AppState, StateInner};
@@ -41,6 +42,9 @@ pub enum StartError {
     /// The database or token file could not be opened.
     #[error("cannot open the data dir: {0}")]
     Core(#[from] switchboard_core::Error),
+    /// Another hub runs on this data dir (its pid and URL are in the error), or its lock cannot be taken.
+    #[error("{0}")]
+    DataDir(#[from] LockError),
 }
 
 async fn count_requests(State(n): State<Arc<AtomicU64>>, req: Request, next: Next) -> Response {
@@ -117,6 +121,7 @@ pub fn router(state: AppState, extra: Router) -> Router {
     // Inside the guard: the engine.io handshake is Host- and Origin-checked, and its principal reaches the
     // Socket.IO connect through the request's extensions.
     api.layer(socketio::layer(state.clone()))
+        .layer(middleware::from_fn(crate::idempotency::layer))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .layer(state.policy.cors())
@@ -133,6 +138,8 @@ pub struct RunningHub {
     pub state: AppState,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     retention: tokio::task::JoinHandle<()>,
+    /// Held until the hub has stopped: one hub per data dir.
+    lock: DataDirLock,
 }
 
 /// Opens the data dir, binds and starts serving in the background.
@@ -160,6 +167,8 @@ pub async fn start_with(
     if !config.bind.is_loopback() && !config.require_token {
         return Err(StartError::InsecureBind(config.bind));
     }
+    // Before the store opens: a second hub on this data dir would broadcast only its own writes.
+    let mut lock = DataDirLock::acquire(&config.data_dir)?;
     let mut hub_cfg = HubConfig::new(&config.data_dir);
     hub_cfg.store = config.store.clone();
     hub_cfg.retention = config.retention;
@@ -187,6 +196,9 @@ pub async fn start_with(
         http_requests: Arc::new(AtomicU64::new(0)),
         url: format!("http://{addr}"),
     });
+    if let Err(e) = lock.set_url(&state.url) {
+        tracing::warn!(error = %e, "could not write the URL into the data dir's lock file");
+    }
     let extra = extra(&state);
     let app = router(state.clone(), extra).into_make_service_with_connect_info::<Peer>();
     let stop = shutdown.clone();
@@ -208,6 +220,7 @@ pub async fn start_with(
         state,
         server,
         retention,
+        lock,
     })
 }
 
@@ -234,6 +247,7 @@ impl RunningHub {
         }
         let _ = self.retention.await;
         self.hub.shutdown().await;
+        drop(self.lock);
         tracing::info!("hub stopped");
     }
 }

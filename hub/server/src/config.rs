@@ -43,6 +43,8 @@ pub struct ServerConfig {
     pub github_secret: Option<String>,
     /// Directories the file watcher follows from the start (`--watch`), besides those added over the API.
     pub watch: Vec<PathBuf>,
+    /// An MCP session with no request and no open stream for this long is closed, freeing its connection slot.
+    pub mcp_idle_timeout: Duration,
 }
 
 impl ServerConfig {
@@ -65,6 +67,7 @@ impl ServerConfig {
             pusher: PusherConfig::default(),
             github_secret: None,
             watch: Vec::new(),
+            mcp_idle_timeout: Duration::from_secs(30 * 60),
         }
     }
 }

@@ -68,7 +68,7 @@ pub(crate) fn origin(headers: &HeaderMap) -> Option<String> {
 }
 
 /// Opens `caller`'s session: `greeting` first, then the connect-time subscriptions (each acknowledged with what
-/// `ack` makes of it), then the joins.
+/// `ack` makes of it) and the joins, resumed together: one replay in `seq` order.
 ///
 /// # Errors
 /// 503 at the connection cap; 403 for a pattern out of the caller's reach (nothing stays open).
@@ -77,15 +77,18 @@ pub(crate) fn open(
     info: ClientInfo,
     query: &ConnectQuery,
     greeting: Option<Bytes>,
-    mut ack: impl FnMut(&Pattern, Subscribed) -> Option<Bytes>,
+    ack: impl FnMut(&Pattern, Subscribed) -> Option<Bytes>,
 ) -> Result<Session, Error> {
-    caller.open(info, &query.resume, |s| {
-        if let Some(g) = greeting {
-            s.send_control(g);
-        }
-        for p in &query.patterns {
-            s.subscribe(p.clone(), &query.resume, |r| ack(p, r))?;
-        }
-        Ok(())
-    })
+    caller.open(
+        info,
+        &query.patterns,
+        &query.resume,
+        |s| {
+            if let Some(g) = greeting {
+                s.send_control(g);
+            }
+            Ok(())
+        },
+        ack,
+    )
 }

@@ -104,14 +104,19 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     Ok(value)
 }
 
-/// The caller of a request, as decided by the guard, marked with `source`.
+/// The caller of a request, as decided by the guard, marked with `source`, and carrying the request's
+/// `Idempotency-Key` when it sent one.
 fn caller(parts: &Parts, state: &AppState, source: Source) -> Result<Caller, ApiError> {
     let p = parts
         .extensions
         .get::<Principal>()
         .cloned()
         .ok_or_else(|| Error::internal("no principal on the request: the guard did not run"))?;
-    Ok(state.hub.caller(p, source))
+    let caller = state.hub.caller(p, source);
+    Ok(match parts.extensions.get::<crate::idempotency::Keyed>() {
+        Some(k) => k.apply(caller),
+        None => caller,
+    })
 }
 
 /// The caller of a REST request.

@@ -151,7 +151,13 @@ impl Harness {
     fn session(&self, transport: &'static str, source: Source) -> Option<Session> {
         let caller = self.state.hub.caller(Principal::Owner, source);
         caller
-            .open(ClientInfo::new(transport), &Resume::default(), |_| Ok(()))
+            .open(
+                ClientInfo::new(transport),
+                &[],
+                &Resume::default(),
+                |_| Ok(()),
+                |_, _| None,
+            )
             .ok()
     }
 }

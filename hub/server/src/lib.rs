@@ -3,8 +3,10 @@
 //! - [`app`]: [`router`] (every route, built apart from binding so tests can drive it) and [`start`], which opens
 //!   the data dir, binds and runs until the shutdown token fires.
 //! - [`config`]: [`ServerConfig`] and its defaults.
+//! - [`lock`]: one hub per data dir: the lock file with the holder's pid and URL.
 //! - [`security`]: the guard: Host and Origin checks, CORS, the REST rate limit, and who the caller is (SPEC §10).
 //! - [`error`]: core errors as HTTP responses, the JSON body extractor, and the caller extractors.
+//! - [`idempotency`]: the `Idempotency-Key` layer on the REST mutations (SPEC §3).
 //! - [`rest`]: the REST API (SPEC §3) and the dev-webhook compatibility endpoints.
 //! - [`github`]: `POST /api/webhooks/github`, GitHub deliveries as project events.
 //! - `connect`: opening a WebSocket or SSE connection: the connect-time query and the session.
@@ -29,6 +31,8 @@ pub mod error;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod github;
+pub mod idempotency;
+pub mod lock;
 pub mod metrics;
 pub mod peer;
 pub mod pusher;

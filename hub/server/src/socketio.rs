@@ -195,12 +195,7 @@ pub(crate) fn admission(
         Some(c) => c.patterns()?,
         None => Vec::new(),
     };
-    let session = caller.open(info, &resume, |h| {
-        for p in &patterns {
-            h.subscribe(p.clone(), &resume, |_| None)?;
-        }
-        Ok(())
-    })?;
+    let session = caller.open(info, &patterns, &resume, |_| Ok(()), |_, _| None)?;
     Ok(Conn {
         handle: session.handle().clone(),
         session: Mutex::new(Some(session)),

@@ -2,10 +2,12 @@
 //! caller. It subscribes (with exact resume), publishes and answers under the connection's publish rate limit,
 //! and hands its transport the next thing to send.
 //!
-//! Exact resume: [`SessionHandle::subscribe`] with `since` registers the subscription under the bus lock, reading
-//! `L = last_seq`, and queues a replay marker for `(since, L]` ahead of any live event `> L`. When
-//! [`Session::next`] meets the marker it pages those events from the log, so the client gets every event after
-//! `since` exactly once and in order, then the live ones, however many arrive during the switch.
+//! Exact resume: [`SessionHandle::subscribe_all`] with `since` registers its subscriptions under the bus lock,
+//! reading `L = last_seq` once, and queues one replay marker for `(since, L]` over all of them ahead of any live
+//! event `> L`. When [`Session::next`] meets the marker it pages those events from the log with one query over
+//! every pattern, in global `seq` order, so the client gets every event after `since` exactly once and in `seq`
+//! order, then the live ones, however many arrive during the switch. A client cut off mid-replay that comes back
+//! with the highest `seq` it saw therefore misses nothing.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -21,8 +23,9 @@ use super::{Bus, ClientInfo};
 use crate::caller::Caller;
 use crate::error::{Error, ErrorKind, Result};
 use crate::hub::Published;
+use crate::idempotency::RequestKey;
 use crate::limits::{MAX_SUBSCRIPTIONS, socket_publish_limiter};
-use crate::model::{Event, NewEvent, Pattern, Scope};
+use crate::model::{Event, NewEvent, Pattern, Reach, Scope};
 use crate::presence::MEMBER_REMOVED;
 
 /// Events fetched from the log per replay page.
@@ -47,12 +50,12 @@ impl Resume {
     }
 }
 
-/// Replay `(since, until]` of `pattern` from the log, leaving out what other subscriptions already cover.
+/// Replay `(since, until]` of every pattern in `scope` from the log, in `seq` order, leaving out what other
+/// subscriptions already cover.
 pub(super) struct Replay {
-    pattern: Pattern,
+    scope: Scope,
     since: u64,
     until: u64,
-    private_ok: bool,
     /// `(pattern, covered_from, private_ok)` of the connection's other subscriptions at the time: an event they
     /// match with `seq > covered_from` has been (or will be) delivered through them.
     skip: Vec<(Pattern, u64, bool)>,
@@ -193,6 +196,27 @@ impl SessionHandle {
         self.subscribe_as(pattern, private_ok, resume, ack)
     }
 
+    /// Subscribes to every pattern of `patterns` at once, if the caller may subscribe to each (otherwise to none).
+    /// With `since`, one replay covers them all: every logged event after `since` that any of them matches, once,
+    /// in `seq` order. `ack` is called for each pattern, in order (a pattern the session holds already is
+    /// `duplicate` and not replayed); the frames it returns are queued ahead of the replay.
+    ///
+    /// # Errors
+    /// `Forbidden` when the caller may not subscribe to one of them; `Invalid` (`limit_exceeded`) when they would
+    /// take the session past [`MAX_SUBSCRIPTIONS`]. Nothing is subscribed then.
+    pub fn subscribe_all(
+        &self,
+        patterns: &[Pattern],
+        resume: &Resume,
+        ack: impl FnMut(&Pattern, Subscribed) -> Option<Bytes>,
+    ) -> Result<Vec<Subscribed>> {
+        let checked = patterns
+            .iter()
+            .map(|p| Ok((p.clone(), self.caller.may_subscribe(p)?)))
+            .collect::<Result<Vec<_>>>()?;
+        self.subscribe_checked(checked, resume, ack)
+    }
+
     pub(super) fn subscribe_as(
         &self,
         pattern: Pattern,
@@ -200,20 +224,32 @@ impl SessionHandle {
         resume: &Resume,
         ack: impl FnOnce(Subscribed) -> Option<Bytes>,
     ) -> Result<Subscribed> {
+        let mut ack = Some(ack);
+        let out = self.subscribe_checked(vec![(pattern, private_ok)], resume, |_, s| {
+            ack.take().and_then(|a| a(s))
+        })?;
+        out.into_iter()
+            .next()
+            .ok_or_else(|| Error::internal("a subscribe returned no outcome"))
+    }
+
+    /// Registers `(pattern, private_ok)` subscriptions already checked, under the bus lock, with one replay.
+    fn subscribe_checked(
+        &self,
+        list: Vec<(Pattern, bool)>,
+        resume: &Resume,
+        mut ack: impl FnMut(&Pattern, Subscribed) -> Option<Bytes>,
+    ) -> Result<Vec<Subscribed>> {
         let bus = self.bus();
         let mut idx = bus.index();
         let mut subs = self.conn.subs();
-        if subs.iter().any(|s| s.pattern == pattern) {
-            let out = Subscribed {
-                recovered: None,
-                duplicate: true,
-            };
-            if let Some(frame) = ack(out) {
-                self.conn.push(Outbound::Control(frame));
+        let mut new: Vec<&Pattern> = Vec::new();
+        for (p, _) in &list {
+            if !new.contains(&p) && !subs.iter().any(|s| &s.pattern == p) {
+                new.push(p);
             }
-            return Ok(out);
         }
-        if subs.len() >= MAX_SUBSCRIPTIONS {
+        if subs.len() + new.len() > MAX_SUBSCRIPTIONS {
             return Err(Error::new(
                 ErrorKind::Invalid,
                 "limit_exceeded",
@@ -226,34 +262,47 @@ impl SessionHandle {
             let epoch_ok = resume.epoch.as_deref().is_none_or(|e| e == log.epoch());
             epoch_ok && since >= log.pruned_through() && since <= last
         });
-        let out = Subscribed {
-            recovered,
-            duplicate: false,
-        };
-        if let Some(frame) = ack(out) {
-            self.conn.push(Outbound::Control(frame));
-        }
         let since = resume.since.unwrap_or(last);
-        if recovered == Some(true) && since < last {
-            let skip = subs
-                .iter()
-                .map(|s| (s.pattern.clone(), s.covered_from, s.private_ok))
-                .collect();
-            self.conn.push(Outbound::Replay(Box::new(Replay {
+        let covered_from = if recovered == Some(true) { since } else { last };
+        // What the connection's earlier subscriptions deliver already (or will): the replay leaves it out.
+        let skip: Vec<(Pattern, u64, bool)> = subs
+            .iter()
+            .map(|s| (s.pattern.clone(), s.covered_from, s.private_ok))
+            .collect();
+        let mut reach = Vec::new();
+        let mut out = Vec::with_capacity(list.len());
+        for (pattern, private_ok) in list {
+            let duplicate = subs.iter().any(|s| s.pattern == pattern);
+            let o = Subscribed {
+                recovered: if duplicate { None } else { recovered },
+                duplicate,
+            };
+            if let Some(frame) = ack(&pattern, o) {
+                self.conn.push(Outbound::Control(frame));
+            }
+            out.push(o);
+            if duplicate {
+                continue;
+            }
+            idx.add(&pattern, self.conn.key, private_ok);
+            reach.push(Reach {
                 pattern: pattern.clone(),
+                private_ok,
+            });
+            subs.push(Sub {
+                pattern,
+                private_ok,
+                covered_from,
+            });
+        }
+        if recovered == Some(true) && since < last && !reach.is_empty() {
+            self.conn.push(Outbound::Replay(Box::new(Replay {
+                scope: Scope(reach),
                 since,
                 until: last,
-                private_ok,
                 skip,
             })));
         }
-        let covered_from = if recovered == Some(true) { since } else { last };
-        idx.add(&pattern, self.conn.key, private_ok);
-        subs.push(Sub {
-            pattern,
-            private_ok,
-            covered_from,
-        });
         Ok(out)
     }
 
@@ -302,8 +351,26 @@ impl SessionHandle {
         &self,
         ev: NewEvent,
     ) -> impl Future<Output = Result<Published>> + Send + 'static {
+        self.publish_as(&self.caller, ev)
+    }
+
+    /// [`SessionHandle::publish`] with an idempotency key: a retry with the same key (and the same event) answers
+    /// the first publish's seq and publishes nothing.
+    pub fn publish_keyed(
+        &self,
+        ev: NewEvent,
+        key: RequestKey,
+    ) -> impl Future<Output = Result<Published>> + Send + 'static {
+        self.publish_as(&self.caller.with_idempotency_key(key), ev)
+    }
+
+    fn publish_as(
+        &self,
+        caller: &Caller,
+        ev: NewEvent,
+    ) -> impl Future<Output = Result<Published>> + Send + 'static + use<> {
         let spent = self.spend();
-        let publish = spent.is_ok().then(|| self.caller.publish(ev));
+        let publish = spent.is_ok().then(|| caller.publish(ev));
         async move {
             spent?;
             match publish {
@@ -382,7 +449,7 @@ impl Session {
         let Some(r) = &mut self.replay else {
             return Ok(());
         };
-        let scope = Scope::one(r.pattern.clone(), r.private_ok);
+        let scope = r.scope.clone();
         let log = self.handle.bus().reader().clone();
         let page = log
             .events(scope, r.since, Some(r.until), REPLAY_PAGE)

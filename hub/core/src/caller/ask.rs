@@ -157,6 +157,9 @@ impl Caller {
     /// 404 when no such question is pending for this caller (never asked, answered already, withdrawn, or on a
     /// channel out of its reach); 403 without publish on the question's channel.
     pub async fn answer(&self, question_id: &str, answer: Value) -> Result<Published> {
+        if let Some(first) = self.done_before().await? {
+            return Published::of(&first);
+        }
         let gone = || {
             Error::not_found(format!(
                 "no pending question {question_id:?}: never asked, answered already, or withdrawn"
@@ -182,7 +185,7 @@ impl Caller {
             answer: answer.clone(),
             event: draft,
         };
-        let c = match self.hub.write(w).await {
+        let c = match self.write(w).await {
             Ok(c) => c,
             Err(e) => {
                 self.hub.questions().unclaim(question_id);
@@ -190,10 +193,6 @@ impl Caller {
             }
         };
         self.hub.questions().answered(question_id, &answer);
-        let seq = c.events.first().map_or(0, |e| e.seq());
-        Ok(Published {
-            seq,
-            delivered: c.delivered.first().copied().unwrap_or(0),
-        })
+        Published::of(&c)
     }
 }

@@ -39,6 +39,6 @@ impl Caller {
             except: None,
             replay_of: Some(seq),
         };
-        self.hub.commit(draft).await
+        self.commit(draft).await
     }
 }

@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::{Committed, Retention, Write};
 use crate::error::{Error, Result};
+use crate::idempotency::{KEY_TTL, KeptKey, KeyRecord, Outcome};
 use crate::model::{Agent, Event, EventDraft, Source};
 use crate::questions::{Answer, PendingQuestion};
 
@@ -33,6 +34,12 @@ pub(super) trait Rows {
     async fn pruned_through(&mut self) -> Result<u64>;
     /// Deletes every event with `seq ≤ through`, records the mark, and returns how many went.
     async fn prune_through(&mut self, through: u64) -> Result<u64>;
+    /// The idempotency key `id`, as kept, if it is.
+    async fn kept_key(&mut self, id: &str) -> Result<Option<KeptKey>>;
+    /// Keeps (or, for an expired one, replaces) an idempotency key with the outcome of its write.
+    async fn keep_key(&mut self, k: &KeyRecord, outcome: &str) -> Result<()>;
+    /// Forgets idempotency keys made at or before `before`; how many went.
+    async fn forget_keys(&mut self, before: &str) -> Result<u64>;
 }
 
 /// An event row to insert.
@@ -108,10 +115,30 @@ pub(super) fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// Applies one write inside the caller's savepoint.
+/// Applies one write inside the caller's savepoint. A keyed write whose key is kept (and alive) is not applied
+/// again: it answers what the first one did. Otherwise its outcome is kept with the key, in this transaction.
 pub(super) async fn apply(tx: &mut impl Rows, w: Write) -> Result<Committed> {
+    let Write::Keyed(w, key) = w else {
+        return apply_one(tx, w).await;
+    };
+    if let Some(first) = key.check(tx.kept_key(&key.id).await?)? {
+        return Ok(Committed::replay(first));
+    }
+    let c = apply_one(tx, *w).await?;
+    let outcome = Outcome {
+        agent: c.agent.clone(),
+        agents: c.agents.clone(),
+        seqs: c.events.iter().map(Event::seq).collect(),
+    };
+    let text = serde_json::to_string(&outcome).map_err(Error::internal)?;
+    tx.keep_key(&key, &text).await?;
+    Ok(c)
+}
+
+async fn apply_one(tx: &mut impl Rows, w: Write) -> Result<Committed> {
     let now = now_rfc3339();
     match w {
+        Write::Keyed(..) => Err(Error::internal("a keyed write inside a keyed write")),
         Write::CreateAgent(new, source) => {
             let agent = new.into_agent(uuid::Uuid::now_v7().to_string(), &now)?;
             tx.write_agent(&agent, true).await?;
@@ -268,6 +295,10 @@ async fn prune(tx: &mut impl Rows, r: Retention) -> Result<Committed> {
     // events, pruned at once, as a p99 spike); `Hub::prune` repeats until a chunk comes back short.
     let through = by_count.max(by_age).max(mark).min(mark + PRUNE_CHUNK);
     let pruned = tx.prune_through(through).await?;
+    let expired =
+        chrono::Utc::now() - chrono::Duration::from_std(KEY_TTL).unwrap_or(chrono::Duration::MAX);
+    tx.forget_keys(&expired.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .await?;
     Ok(Committed {
         pruned,
         ..Default::default()

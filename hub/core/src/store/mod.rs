@@ -38,6 +38,7 @@ use async_trait::async_trait;
 
 use crate::bus::ChannelSnapshot;
 use crate::error::{Error, ErrorKind, Result};
+use crate::idempotency::{KeptKey, KeyRecord, Outcome};
 use crate::model::{
     Agent, AgentPage, AgentPatch, AgentQuery, Event, EventDraft, NewAgent, Scope, Source,
 };
@@ -147,6 +148,8 @@ pub(crate) enum Write {
         keep: bool,
         source: Source,
     },
+    /// A write sent with an `Idempotency-Key`: done once; a retry answers what the first one did.
+    Keyed(Box<Write>, KeyRecord),
 }
 
 /// What a committed write produced.
@@ -161,6 +164,29 @@ pub(crate) struct Committed {
     pub(crate) delivered: Vec<usize>,
     /// Events removed by a prune.
     pub(crate) pruned: u64,
+    /// A keyed write done before: nothing was written now, and this is what the first one answered (its
+    /// `agent`/`agents` are above; the seqs of its events here).
+    pub(crate) replayed: Option<Vec<u64>>,
+}
+
+impl Committed {
+    /// The answer of a keyed write done before.
+    pub(crate) fn replay(first: Outcome) -> Self {
+        Committed {
+            agent: first.agent,
+            agents: first.agents,
+            replayed: Some(first.seqs),
+            ..Default::default()
+        }
+    }
+
+    /// The seq of the write's first event, now or when it was first done.
+    pub(crate) fn first_seq(&self) -> Option<u64> {
+        match &self.replayed {
+            Some(seqs) => seqs.first().copied(),
+            None => self.events.first().map(Event::seq),
+        }
+    }
 }
 
 /// The read side of a store. Cheap to share; every method may run concurrently with writes.
@@ -196,6 +222,8 @@ pub(crate) trait LogReader: Send + Sync + 'static {
     async fn question_by_key(&self, channel: String, key: String) -> Result<Option<QuestionRow>>;
     /// The file watcher's roots kept in the database, oldest first.
     async fn watch_roots(&self) -> Result<Vec<PathBuf>>;
+    /// The idempotency key `id`, as kept, if it is.
+    async fn kept_key(&self, id: String) -> Result<Option<KeptKey>>;
 
     /// Whether other hubs share this store, so the channels API adds up what they report.
     fn shared(&self) -> bool {

@@ -105,10 +105,17 @@ pub async fn connect(
         "event": "pusher:connection_established",
         "data": json!({"socket_id": info.id, "activity_timeout": ACTIVITY_TIMEOUT_S}).to_string(),
     }));
-    let session = match caller.open(info, &Resume::default(), |s| {
-        s.send_control(established);
-        Ok(())
-    }) {
+    let opened = caller.open(
+        info,
+        &[],
+        &Resume::default(),
+        |s| {
+            s.send_control(established);
+            Ok(())
+        },
+        |_, _| None,
+    );
+    let session = match opened {
         Ok(s) => s,
         Err(e) if e.kind() == ErrorKind::Unavailable => {
             return Ok(refuse(ws, CLOSE_OVER_CAPACITY, "Over capacity"));

@@ -5,7 +5,9 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use switchboard_core::limits::MAX_BODY_BYTES;
-use switchboard_core::{Error, NewEvent, Pattern, Published, Resume, SessionHandle, Subscribed};
+use switchboard_core::{
+    Error, NewEvent, Pattern, Published, RequestKey, Resume, SessionHandle, Subscribed,
+};
 
 use crate::error::parse_json;
 
@@ -39,7 +41,11 @@ enum ClientFrame {
     Subscribe {
         #[serde(default)]
         id: Value,
-        channel: String,
+        #[serde(default)]
+        channel: Option<String>,
+        /// Several at once: one replay over all of them, in `seq` order.
+        #[serde(default)]
+        channels: Option<Vec<String>>,
         #[serde(default)]
         since: Option<u64>,
         #[serde(default)]
@@ -57,6 +63,9 @@ enum ClientFrame {
         event: String,
         #[serde(default)]
         data: Value,
+        /// Published once however often the frame is sent again with it (SPEC §3, `Idempotency-Key`).
+        #[serde(default)]
+        idempotency_key: Option<String>,
     },
     Ping {
         #[serde(default)]
@@ -126,13 +135,39 @@ fn handle_frame(session: &SessionHandle, f: ClientFrame) -> Result<Reply, Error>
         ClientFrame::Subscribe {
             id,
             channel,
+            channels,
             since,
             epoch,
         } => {
-            let pat = Pattern::parse(&channel)?;
-            // The ack is queued by the bus itself, ahead of this subscription's replay.
+            let patterns = channel
+                .iter()
+                .chain(channels.iter().flatten())
+                .map(|c| Pattern::parse(c))
+                .collect::<Result<Vec<_>, _>>()?;
+            if patterns.is_empty() {
+                return Err(Error::invalid(
+                    "channel",
+                    "a subscribe names `channel` or `channels`",
+                ));
+            }
+            // One ack for the frame, queued by the bus itself ahead of the replay: made at the last pattern's
+            // outcome. `recovered` is the same for every new subscription of the frame.
             let resume = Resume { since, epoch };
-            session.subscribe(pat, &resume, |s| Some(subscribed_ack(("id", id), s)))?;
+            let (total, mut seen) = (patterns.len(), 0);
+            let mut agg = Subscribed {
+                recovered: None,
+                duplicate: true,
+            };
+            let mut id = Some(id);
+            session.subscribe_all(&patterns, &resume, |_, s| {
+                seen += 1;
+                agg.recovered = agg.recovered.or(s.recovered);
+                agg.duplicate &= s.duplicate;
+                (seen == total)
+                    .then(|| id.take())
+                    .flatten()
+                    .map(|id| subscribed_ack(("id", id), agg))
+            })?;
             Ok(Reply::Now(None))
         }
         ClientFrame::Unsubscribe { id, channel } => {
@@ -145,10 +180,18 @@ fn handle_frame(session: &SessionHandle, f: ClientFrame) -> Result<Reply, Error>
             channel,
             event,
             data,
-        } => Ok(ack_when_committed(
-            id,
-            session.publish(NewEvent::new(channel, event, data)),
-        )),
+            idempotency_key,
+        } => {
+            let Some(key) = idempotency_key else {
+                let write = session.publish(NewEvent::new(channel, event, data));
+                return Ok(ack_when_committed(id, write));
+            };
+            // "The same body" of a frame is its channel, event and data: its `id` changes from one try to the next.
+            let body = serde_json::to_vec(&(&channel, &event, &data)).map_err(Error::internal)?;
+            let key = RequestKey::new(&key, "WS", "/ws publish", &body)?;
+            let write = session.publish_keyed(NewEvent::new(channel, event, data), key);
+            Ok(ack_when_committed(id, write))
+        }
         ClientFrame::Ping { id } => Ok(Reply::Now(Some(frame(&json!({"type": "pong", "id": id}))))),
         ClientFrame::Answer {
             id,

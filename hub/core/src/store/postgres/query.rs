@@ -11,6 +11,7 @@ use tokio_postgres::types::ToSql;
 
 use crate::bus::ChannelSnapshot;
 use crate::error::{Error, Result};
+use crate::idempotency::KeptKey;
 use crate::model::{Agent, AgentPage, AgentQuery, Event, Scope};
 use crate::questions::{PendingQuestion, QuestionRow};
 use crate::store::LogReader;
@@ -211,6 +212,25 @@ impl LogReader for PgReader {
         rows.iter()
             .map(|r| Ok(PathBuf::from(r.try_get::<_, String>(0)?)))
             .collect()
+    }
+
+    async fn kept_key(&self, id: String) -> Result<Option<KeptKey>> {
+        let rows = self
+            .rows(
+                "SELECT body, outcome, created_at FROM idempotency_keys WHERE id = $1",
+                &[Box::new(id)],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(KeptKey {
+                    body: r.try_get(0)?,
+                    outcome: r.try_get(1)?,
+                    created_at: r.try_get(2)?,
+                })
+            })
+            .next()
+            .transpose()
     }
 
     fn shared(&self) -> bool {

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use deadpool_postgres::Transaction;
 
 use crate::error::{Error, Result};
+use crate::idempotency::{KeptKey, KeyRecord};
 use crate::model::Agent;
 use crate::questions::PendingQuestion;
 use crate::store::apply::{NewRow, Rows};
@@ -208,5 +209,35 @@ impl Rows for PgRows<'_, '_> {
         .await?;
         self.pruned_through.fetch_max(through, Ordering::AcqRel);
         Ok(pruned)
+    }
+
+    async fn kept_key(&mut self, id: &str) -> Result<Option<KeptKey>> {
+        let stmt = self
+            .tx
+            .prepare_cached("SELECT body, outcome, created_at FROM idempotency_keys WHERE id = $1")
+            .await?;
+        Ok(self.tx.query_opt(&stmt, &[&id]).await?.map(|r| KeptKey {
+            body: r.get(0),
+            outcome: r.get(1),
+            created_at: r.get(2),
+        }))
+    }
+
+    async fn keep_key(&mut self, k: &KeyRecord, outcome: &str) -> Result<()> {
+        self.execute(
+            "INSERT INTO idempotency_keys (id, body, outcome, created_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (id) DO UPDATE SET body = $2, outcome = $3, created_at = $4",
+            &[&k.id, &k.body, &outcome, &k.at],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn forget_keys(&mut self, before: &str) -> Result<u64> {
+        self.execute(
+            "DELETE FROM idempotency_keys WHERE created_at <= $1",
+            &[&before],
+        )
+        .await
     }
 }

@@ -47,6 +47,10 @@ const MIGRATIONS: &[&str] = &[
      CREATE TABLE hub_channels (
          hub TEXT NOT NULL REFERENCES hub_seen ON DELETE CASCADE, channel TEXT NOT NULL,
          subscribers INTEGER NOT NULL, members TEXT, PRIMARY KEY (hub, channel));",
+    // 3: `Idempotency-Key`s, each kept with the outcome of its write (SPEC §3), for every hub.
+    "CREATE TABLE idempotency_keys (
+         id TEXT PRIMARY KEY, body TEXT NOT NULL, outcome TEXT NOT NULL, created_at TEXT NOT NULL);
+     CREATE INDEX idempotency_keys_age ON idempotency_keys (created_at);",
 ];
 
 /// Creates the database the URL names when the server says it does not exist (the role needs `CREATEDB`). Two

@@ -12,6 +12,7 @@ use rusqlite::{Connection, ToSql, params_from_iter};
 
 use super::schema::open_reader;
 use crate::error::{Error, Result};
+use crate::idempotency::KeptKey;
 use crate::model::{Agent, AgentPage, AgentQuery, Event, Scope};
 use crate::questions::{PendingQuestion, QuestionRow};
 use crate::store::LogReader;
@@ -214,6 +215,10 @@ impl LogReader for SqliteReader {
                 .transpose()
         })
         .await
+    }
+
+    async fn kept_key(&self, id: String) -> Result<Option<KeptKey>> {
+        self.read(move |c| super::schema::kept_key(c, &id)).await
     }
 
     async fn watch_roots(&self) -> Result<Vec<PathBuf>> {

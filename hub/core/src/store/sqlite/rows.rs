@@ -7,6 +7,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::schema;
 use crate::error::Result;
+use crate::idempotency::{KeptKey, KeyRecord};
 use crate::model::Agent;
 use crate::questions::PendingQuestion;
 use crate::store::apply::{NewRow, Rows};
@@ -150,5 +151,26 @@ impl Rows for SqliteRows<'_> {
         )?;
         self.pruned_through.fetch_max(through, Ordering::AcqRel);
         Ok(pruned)
+    }
+
+    async fn kept_key(&mut self, id: &str) -> Result<Option<KeptKey>> {
+        schema::kept_key(self.tx, id)
+    }
+
+    async fn keep_key(&mut self, k: &KeyRecord, outcome: &str) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO idempotency_keys (id, body, outcome, created_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (id) DO UPDATE SET body = ?2, outcome = ?3, created_at = ?4",
+            )?
+            .execute(params![k.id, k.body, outcome, k.at])?;
+        Ok(())
+    }
+
+    async fn forget_keys(&mut self, before: &str) -> Result<u64> {
+        Ok(self
+            .tx
+            .prepare_cached("DELETE FROM idempotency_keys WHERE created_at <= ?1")?
+            .execute([before])? as u64)
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use crate::error::{Error, Result};
+use crate::idempotency::KeptKey;
 use crate::model::Agent;
 use crate::store::row::{self, AGENT_COLS};
 
@@ -37,6 +38,10 @@ const MIGRATIONS: &[&str] = &[
          answer TEXT, answered_by TEXT, answered_at TEXT) STRICT;
      CREATE INDEX questions_pending ON questions (state, expires_at);
      CREATE INDEX questions_key ON questions (channel, key, asked_at) WHERE key IS NOT NULL;",
+    // 4: `Idempotency-Key`s, each kept with the outcome of its write (SPEC §3).
+    "CREATE TABLE idempotency_keys (
+         id TEXT PRIMARY KEY, body TEXT NOT NULL, outcome TEXT NOT NULL, created_at TEXT NOT NULL) STRICT;
+     CREATE INDEX idempotency_keys_age ON idempotency_keys (created_at);",
 ];
 
 /// Opens the one write connection and brings the schema up to date.
@@ -133,4 +138,17 @@ pub(super) fn get_agent(conn: &Connection, id: &str) -> Result<Option<Agent>> {
         .query_row([id], |r| Ok(row::agent(r)))
         .optional()?
         .transpose()
+}
+
+pub(super) fn kept_key(conn: &Connection, id: &str) -> Result<Option<KeptKey>> {
+    Ok(conn
+        .prepare_cached("SELECT body, outcome, created_at FROM idempotency_keys WHERE id = ?1")?
+        .query_row([id], |r| {
+            Ok(KeptKey {
+                body: r.get(0)?,
+                outcome: r.get(1)?,
+                created_at: r.get(2)?,
+            })
+        })
+        .optional()?)
 }
