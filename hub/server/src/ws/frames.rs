@@ -145,8 +145,8 @@ fn handle_frame(session: &SessionHandle, f: ClientFrame) -> Result<Reply, Error>
                 .map(|c| Pattern::parse(c))
                 .collect::<Result<Vec<_>, _>>()?;
             if patterns.is_empty() {
-                return Err(Error::invalid(
-                    "channel",
+                return Err(Error::bad_request(
+                    "invalid_frame",
                     "a subscribe names `channel` or `channels`",
                 ));
             }
