@@ -17,11 +17,20 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 source scripts/deps.sh
 
+# Both binaries in one cargo command whenever the tray app can be built: one set of dependency features, so the
+# tray app, the headless hub and the test command (which builds the same pair) share one build.
+release="$CARGO_TARGET_DIR/release"
 if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then
   need_packages build desktop
-  exec cargo run --release --locked -p switchboard-desktop -- "$@"
+  cargo build --release --locked -p switchboard-desktop -p switchboard
+  exec "$release/switchboard-desktop" "$@"
 fi
 
 need_packages build
+if [ -z "$(_missing_packages desktop)" ]; then
+  cargo build --release --locked -p switchboard-desktop -p switchboard
+else
+  cargo build --release --locked -p switchboard
+fi
 echo "switchboard: no display (DISPLAY and WAYLAND_DISPLAY are unset), so no tray app: starting the headless hub." >&2
-exec cargo run --release --locked -p switchboard -- serve "$@"
+exec "$release/switchboard" serve "$@"

@@ -1,6 +1,7 @@
 // Unit tests of dist/client.js against a scripted WebSocket (test-support/fake-ws.mjs) and node:test's fake timers:
-// back-off growth and jitter, reconnect on every close code, the resume URL, exactly-once delivery while replays
-// of several channels arrive out of seq order, resync, publish acks and errors, the heartbeat watchdog.
+// back-off growth and jitter, reconnect on every close code, the resume URL, exactly-once delivery when a resume of
+// several channels is cut off mid-replay (and while a channel resumed apart replays out of seq order), resync,
+// publish acks with their idempotency keys and errors, the heartbeat watchdog.
 import assert from 'node:assert/strict';
 import { beforeEach, test } from 'node:test';
 import { SwitchboardError, connect } from '../dist/client.js';
