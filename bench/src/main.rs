@@ -137,6 +137,9 @@ struct Args {
     /// prunes as fast as it grows.
     #[arg(long, default_value_t = 100_000)]
     soak_retention: u64,
+    /// MB the soak's RSS may move besides its 5 % (a short run on a VM that pauses sets it; see `soak::judge`).
+    #[arg(long, default_value_t = 0.0)]
+    soak_rss_slack_mb: f64,
     /// Where RESULTS.md and results/ are written (default: bench/ in the repository).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -305,6 +308,7 @@ async fn run(args: Args) -> Result<()> {
             events_per_s: args.soak_events,
             mutations_per_s: args.soak_mutations,
             retention_events: args.soak_retention,
+            rss_slack_mb: args.soak_rss_slack_mb,
         };
         let (rows, verdict) = soak::soak(&ctx, cfg).await?;
         std::fs::create_dir_all(out.join("results"))?;

@@ -5,7 +5,7 @@
 //! database's sizes, and what was sent, failed and delivered.
 //!
 //! The verdict, over the samples after the warm-up: RSS and fds stay flat (the last quarter's median within ±5 %
-//! of the first quarter's); p99 does not creep (the last quarter's median at most twice the first quarter's, plus 5 ms); the WAL stays under
+//! of the first quarter's; for RSS, plus `--soak-rss-slack-mb`, which the short CI run sets: see `judge`); p99 does not creep (the last quarter's median at most twice the first quarter's, plus 5 ms); the WAL stays under
 //! 32 MiB (the hub's `journal_size_limit`) plus its checkpoint gap; and no publish failed and no delivery was
 //! lost.
 
@@ -33,6 +33,8 @@ pub(crate) struct SoakConfig {
     pub mutations_per_s: f64,
     /// The hub's `--retention-events`.
     pub retention_events: u64,
+    /// MB the RSS may move besides its 5 % (see [`judge`]).
+    pub rss_slack_mb: f64,
 }
 
 /// One sample of the soak.
@@ -211,7 +213,7 @@ pub(crate) async fn soak(ctx: &Ctx, cfg: SoakConfig) -> Result<(Vec<SoakRow>, Ve
     let closed = sink.closed.get();
     subs.close();
     server.stop().await;
-    let mut verdict = judge(&rows, cfg.warmup, lost);
+    let mut verdict = judge(&rows, cfg.warmup, lost, cfg.rss_slack_mb);
     if closed > 0 {
         verdict
             .lines
@@ -226,8 +228,12 @@ fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
-/// The pass criteria over the rows after `warmup` minutes.
-pub(crate) fn judge(rows: &[SoakRow], warmup: u64, lost: u64) -> Verdict {
+/// The pass criteria over the rows after `warmup` minutes. RSS may move by 5 % plus `rss_slack_mb`: a burst of load
+/// (a latency spike, on this VM often the hypervisor pausing it) leaves buffers and allocator pages behind that
+/// come back slowly or not at all, a step of 1–4 MB measured on 2026-12-08 with the hubs before and after issue 25
+/// alike. In a 3-minute run a burst after the warm-up would fail a 5 % bound on ~26 MB by itself, so the CI run
+/// allows 3 MB; it still fails a leak of 1 MB a minute. The hour run allows none.
+pub(crate) fn judge(rows: &[SoakRow], warmup: u64, lost: u64, rss_slack_mb: f64) -> Verdict {
     let after: Vec<&SoakRow> = rows.iter().filter(|r| r.minute > warmup as f64).collect();
     let mut lines = Vec::new();
     if after.len() < 4 {
@@ -241,29 +247,36 @@ pub(crate) fn judge(rows: &[SoakRow], warmup: u64, lost: u64) -> Verdict {
     // Flat: the last quarter's median within ±5 % of the first quarter's (one sample is an instant: a burst of
     // requests in flight moves it, a leak moves the median).
     let q = after.len().div_ceil(4);
-    let within = |name: &str, unit: &str, v: Vec<f64>| -> (String, bool) {
+    let within = |name: &str, unit: &str, slack: f64, v: Vec<f64>| -> (String, bool) {
         let first = median(&mut v[..q].to_vec());
         let last = median(&mut v[v.len() - q..].to_vec());
         let (lo, hi) = v
             .iter()
             .fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(*x), b.max(*x)));
         let dev = (last - first).abs() / first * 100.0;
+        let bound = if slack > 0.0 {
+            format!("at most 5 % + {slack:.0}{unit}")
+        } else {
+            "at most 5 %".to_owned()
+        };
         (
             format!(
                 "{name} flat after the warm-up: last quarter's median {last:.1}{unit} against the first's \
-                 {first:.1}{unit} ({dev:.1} %, at most 5 %); range {lo:.1}–{hi:.1}{unit}"
+                 {first:.1}{unit} ({dev:.1} %, {bound}); range {lo:.1}–{hi:.1}{unit}"
             ),
-            dev <= 5.0,
+            (last - first).abs() <= first * 0.05 + slack,
         )
     };
     lines.push(within(
         "RSS",
         " MB",
+        rss_slack_mb,
         after.iter().map(|r| r.rss_mb).collect(),
     ));
     lines.push(within(
         "fds",
         "",
+        0.0,
         after.iter().map(|r| r.fds as f64).collect(),
     ));
     let first = median(&mut after[..q].iter().map(|r| r.p99_ms).collect::<Vec<_>>());
@@ -410,30 +423,40 @@ mod tests {
     #[test]
     fn the_verdict_passes_a_flat_run_and_fails_drift_creep_and_a_growing_wal() {
         let flat: Vec<SoakRow> = (1..=10).map(|m| row(m, 30.0, 519, 20.0, 8.0)).collect();
-        assert!(judge(&flat, 2, 0).pass);
+        assert!(judge(&flat, 2, 0, 0.0).pass);
         // The warm-up may differ.
         let mut warm = flat.clone();
         warm[0].rss_mb = 20.0;
-        assert!(judge(&warm, 2, 0).pass);
+        assert!(judge(&warm, 2, 0, 0.0).pass);
         let leak: Vec<SoakRow> = (1..=10)
             .map(|m| row(m, 30.0 + m as f64, 519, 20.0, 8.0))
             .collect();
-        assert!(!judge(&leak, 2, 0).pass, "RSS growing 1 MB a minute");
+        assert!(!judge(&leak, 2, 0, 0.0).pass, "RSS growing 1 MB a minute");
+        assert!(
+            !judge(&leak, 2, 0, 3.0).pass,
+            "RSS growing 1 MB a minute, with the CI run's slack"
+        );
+        // One step of 2 MB after a burst: within the CI run's slack, not within 5 % alone.
+        let step: Vec<SoakRow> = (1..=10)
+            .map(|m| row(m, if m < 6 { 30.0 } else { 32.0 }, 519, 20.0, 8.0))
+            .collect();
+        assert!(judge(&step, 2, 0, 3.0).pass);
+        assert!(!judge(&step, 2, 0, 0.0).pass);
         let fds: Vec<SoakRow> = (1..=10)
             .map(|m| row(m, 30.0, 519 + 10 * m as usize, 20.0, 8.0))
             .collect();
-        assert!(!judge(&fds, 2, 0).pass, "fds growing");
+        assert!(!judge(&fds, 2, 0, 0.0).pass, "fds growing");
         let creep: Vec<SoakRow> = (1..=10)
             .map(|m| row(m, 30.0, 519, 10.0 * m as f64, 8.0))
             .collect();
-        assert!(!judge(&creep, 2, 0).pass, "p99 creeping");
+        assert!(!judge(&creep, 2, 0, 0.0).pass, "p99 creeping");
         let wal: Vec<SoakRow> = (1..=10)
             .map(|m| row(m, 30.0, 519, 20.0, 8.0 * m as f64))
             .collect();
-        assert!(!judge(&wal, 2, 0).pass, "WAL growing");
-        assert!(!judge(&flat, 2, 1).pass, "a lost delivery");
+        assert!(!judge(&wal, 2, 0, 0.0).pass, "WAL growing");
+        assert!(!judge(&flat, 2, 1, 0.0).pass, "a lost delivery");
         assert!(
-            !judge(&flat[..5], 2, 0).pass,
+            !judge(&flat[..5], 2, 0, 0.0).pass,
             "three samples after the warm-up are not enough"
         );
     }
